@@ -1,0 +1,52 @@
+"""Shared fixtures: tiny models of the real architectures, written to disk in the real formats.
+
+Nothing here touches the network. The tiny CLIP is an open_clip model of the standard CLIP
+architecture (ViT + text transformer, standard tokenizer) saved in open_clip's hub layout, so it
+loads through exactly the code path a downloaded model takes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never reach the network, and never use the user's real caches.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TINY_CLIP_CFG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "patch_size": 8, "head_width": 16},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+
+
+def write_tiny_clip(folder: Path, seed: int = 0) -> Path:
+    """A random-weight open_clip CLIP in the hub layout (open_clip_config.json + safetensors)."""
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"model_cfg": TINY_CLIP_CFG,
+              "preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073],
+                                 "std": [0.26862954, 0.26130258, 0.27577711], "image_size": 32}}
+    (folder / "open_clip_config.json").write_text(json.dumps(config))
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(**TINY_CLIP_CFG)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory) -> Path:
+    return write_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    """Each test gets its own weights cache and no user presets."""
+    monkeypatch.setenv("CLIPGUIDE_HOME", str(tmp_path / "clipguide-home"))
+    monkeypatch.delenv("CLIPGUIDE_PRESETS", raising=False)
