@@ -135,7 +135,6 @@ def run_and_save(settings: Settings, explicit: frozenset[str], ns: argparse.Name
     slug = output.slugify(settings.prompt)
     video = _video_writer(ns, out_dir, slug, settings)
     bar = None if ns.quiet else _progress(settings.steps)
-    saved_frames: list[Path] = []
 
     def on_step(step) -> None:
         if bar is not None:
@@ -146,11 +145,15 @@ def run_and_save(settings: Settings, explicit: frozenset[str], ns: argparse.Name
             if video is not None:
                 video.append(frames[0])
             for k, frame in enumerate(frames):
-                saved_frames.append(output.save_png(frame, out_dir / f"{slug}-{settings.seed + k}-frames",
-                                                    f"{step.i:05d}", {"step": str(step.i)}))
+                frame_dir = output.ensure_out_dir(out_dir / f"{slug}-{settings.seed + k}-frames")
+                output.save_png(frame, frame_dir, f"{step.i:05d}", {"step": str(step.i)})
 
     try:
         result = api.generate(settings, on_step, explicit=explicit, style_dirs=ns.presets, notify=_notice)
+    except BaseException:
+        if video is not None:
+            video.abort()  # no half-written video next to a failed run
+        raise
     finally:
         if bar is not None:
             bar.close()

@@ -50,30 +50,20 @@ def load_generator(spec: str, device: torch.device | str, settings: Settings | N
 
 
 def _from_path(path: Path, device, settings: Settings) -> Generator:
+    from .biggan import looks_like_biggan
+
+    if looks_like_biggan(path):
+        return _biggan(path, device, settings)
     if path.is_dir():
-        if (path / "config.json").is_file() and (path / "pytorch_model.bin").is_file():
-            return _biggan(path, device, settings)
-        for name in ("model.safetensors", "vqgan.safetensors"):
+        for name in ("model.safetensors", "vqgan.safetensors", "model.ckpt"):
             if (path / name).is_file():
                 return _vqgan(path / name, None, device)
-        if (path / "model.ckpt").is_file():
-            return _vqgan(path / "model.ckpt", _yaml_beside(path / "model.ckpt"), device)
         raise UserError(f"folder {path} holds no generator: expected model.ckpt + model.yaml (VQGAN) "
                         "or config.json + pytorch_model.bin (BigGAN)")
-    if path.suffix == ".safetensors":
-        return _vqgan(path, None, device)
-    if path.suffix == ".ckpt":
-        return _vqgan(path, _yaml_beside(path), device)
+    if path.suffix in (".safetensors", ".ckpt"):
+        return _vqgan(path, None, device)  # a .ckpt finds its YAML beside it (or says where to put it)
     raise UserError(f"cannot tell what generator {path} is: give a VQGAN .ckpt (with its .yaml beside it), "
                     "a .safetensors file, or a BigGAN folder")
-
-
-def _yaml_beside(ckpt: Path) -> Path:
-    for candidate in (ckpt.with_suffix(".yaml"), ckpt.parent / "model.yaml"):
-        if candidate.is_file():
-            return candidate
-    raise UserError(f"no config found for {ckpt}: put its model.yaml at {ckpt.parent / 'model.yaml'} "
-                    f"or {ckpt.with_suffix('.yaml')}")
 
 
 def _vqgan(path: Path, config: Path | None, device) -> Generator:

@@ -1,0 +1,350 @@
+"""VQGAN (taming-transformers) as a clipguide generator, the VQGAN+CLIP recipe.
+
+Built from taming's plain-torch modules (``Encoder``/``Decoder`` and the quantizers), never from
+its Lightning ``VQModel``, which would pull in Lightning and the LPIPS/discriminator loss. The
+submodule names match taming's, so the published Lightning checkpoints load with strict key
+checking once their ``loss.*`` entries (discriminator, LPIPS) are dropped.
+
+Latent: ``{"z": (B, embed_dim, H/f, W/f)}``, a continuous tensor that is snapped to the nearest
+codebook vectors on every decode with a straight-through gradient.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..checkpoints import load_state_dict, read_safetensors, save_safetensors
+from ..errors import MissingWeightsError, UserError
+from .base import Latent, clamp_with_grad, replace_grad
+
+__all__ = [
+    "VQGANGenerator",
+    "load_vqgan",
+    "convert_to_safetensors",
+    "read_taming_yaml",
+    "find_taming_yaml",
+    "cached_conversion_path",
+    "FORMAT",
+]
+
+#: ``format`` metadata value of clipguide's VQGAN safetensors files.
+FORMAT = "clipguide-vqgan"
+
+# taming's model.target → quantizer kind. Matched on the class name so forks that vendor taming
+# under another package (``image_synthesis.taming.models.vqgan.GumbelVQ``) load too.
+_TARGETS = {"VQModel": "vq", "GumbelVQ": "gumbel"}
+QUANTIZERS = ("vq", "gumbel")
+_DDCONFIG_KEYS = ("ch", "out_ch", "ch_mult", "num_res_blocks", "attn_resolutions", "in_channels",
+                  "resolution", "z_channels")
+
+
+class VQGANGenerator(nn.Module):
+    """taming Encoder/Decoder + codebook, frozen, implementing the Generator protocol."""
+
+    default_lr = 0.1
+    fixed_size: tuple[int, int] | None = None
+
+    def __init__(self, *, embed_dim: int, n_embed: int, ddconfig: Mapping[str, Any], quantizer: str = "vq"):
+        super().__init__()
+        from taming.modules.diffusionmodules.model import Decoder, Encoder
+        from taming.modules.vqvae.quantize import GumbelQuantize, VectorQuantizer2
+
+        if quantizer not in QUANTIZERS:
+            raise UserError(f"unknown VQGAN quantizer {quantizer!r}: choose from {', '.join(QUANTIZERS)}")
+        ddconfig = dict(ddconfig)
+        ddconfig["ch_mult"] = tuple(ddconfig["ch_mult"])
+        ddconfig["attn_resolutions"] = list(ddconfig["attn_resolutions"])
+        z_channels = int(ddconfig["z_channels"])
+        if quantizer == "gumbel" and z_channels != embed_dim:
+            # GumbelVQ applies proj (sized z_channels) to quant_conv's output (sized embed_dim).
+            raise UserError(f"Gumbel VQGAN config needs z_channels == embed_dim (got {z_channels} and {embed_dim})")
+        # taming's Decoder prints the z shape when built; the library stays quiet.
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.encoder = Encoder(**ddconfig)
+            self.decoder = Decoder(**ddconfig)
+        if quantizer == "vq":
+            self.quantize = VectorQuantizer2(n_embed, embed_dim, beta=0.25)
+        else:
+            self.quantize = GumbelQuantize(z_channels, embed_dim, n_embed=n_embed)
+        self.quant_conv = nn.Conv2d(z_channels, embed_dim, 1)
+        self.post_quant_conv = nn.Conv2d(embed_dim, z_channels, 1)
+
+        self.quantizer = quantizer
+        self.embed_dim = int(embed_dim)
+        self.n_embed = int(n_embed)
+        #: Downsampling factor f: output sides must be multiples of it.
+        self.size_multiple = 2 ** (len(ddconfig["ch_mult"]) - 1)
+        #: JSON-able config (the clipguide safetensors ``config`` metadata).
+        self.config = self.config_of({"embed_dim": embed_dim, "n_embed": n_embed,
+                                      "ddconfig": ddconfig, "quantizer": quantizer})
+        self.eval().requires_grad_(False)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_config(cls, params: Mapping[str, Any]) -> VQGANGenerator:
+        """Build from taming's ``model.params`` (+ ``quantizer``: "vq" default, or "gumbel").
+
+        Training-only keys (``lossconfig``, ``kl_weight``, ``remap``, ``sane_index_shape``,
+        ``temperature_scheduler_config``, ``monitor``, …) are accepted and ignored: decoding
+        works on codebook vectors, not indices, so index remapping plays no part.
+        """
+        missing = [k for k in ("embed_dim", "n_embed", "ddconfig") if k not in params]
+        if not missing and isinstance(params["ddconfig"], Mapping):
+            missing = [f"ddconfig.{k}" for k in _DDCONFIG_KEYS if k not in params["ddconfig"]]
+        if missing:
+            raise UserError(f"VQGAN config lacks {', '.join(missing)}; use the model.yaml published with the checkpoint")
+        return cls(embed_dim=int(params["embed_dim"]), n_embed=int(params["n_embed"]),
+                   ddconfig=params["ddconfig"], quantizer=str(params.get("quantizer", "vq")))
+
+    @staticmethod
+    def config_of(params: Mapping[str, Any]) -> dict[str, Any]:
+        """The architecture part of taming's params as plain JSON values (training keys dropped)."""
+        return {"embed_dim": int(params["embed_dim"]), "n_embed": int(params["n_embed"]),
+                "ddconfig": _jsonable(params["ddconfig"]), "quantizer": str(params.get("quantizer", "vq"))}
+
+    @property
+    def codebook(self) -> torch.Tensor:
+        """(n_embed, embed_dim) codebook: ``quantize.embedding`` (VQ) or ``quantize.embed`` (Gumbel)."""
+        if self.quantizer == "gumbel":
+            return self.quantize.embed.weight
+        return self.quantize.embedding.weight
+
+    def check_size(self, size: tuple[int, int]) -> None:
+        """UserError unless both sides of ``size`` (W, H) are positive multiples of size_multiple."""
+        f = self.size_multiple
+        w, h = int(size[0]), int(size[1])
+        if w <= 0 or h <= 0 or w % f or h % f:
+            tw, th = (max(f, round(s / f) * f) for s in (w, h))
+            raise UserError(f"size {w}x{h} must be a multiple of {f} for this VQGAN; try {tw}x{th}")
+
+    # ------------------------------------------------------------------ Generator protocol
+    def init_latent(self, size: tuple[int, int], generators: Sequence[torch.Generator]) -> Latent:
+        """Random codebook rows per position; image k uses only ``generators[k]``.
+
+        Indexing the codebook gives exactly what the lineage's ``one_hot(randint) @ codebook``
+        gives, without the (positions × n_embed) matrix.
+        """
+        self.check_size(size)
+        w, h = size[0] // self.size_multiple, size[1] // self.size_multiple
+        book = self.codebook
+        rows = []
+        for g in generators:
+            idx = torch.randint(self.n_embed, (h * w,), generator=g, device=g.device).to(book.device)
+            rows.append(book[idx].T.reshape(self.embed_dim, h, w))
+        return {"z": torch.stack(rows).detach().clone()}
+
+    def encode(self, images: torch.Tensor) -> Latent:
+        """z whose decode reproduces ``images`` ((B,3,H,W) in [0,1]) as well as the codebook allows."""
+        self.check_size((images.shape[-1], images.shape[-2]))
+        with torch.no_grad():
+            h = self.quant_conv(self.encoder(images.to(self.codebook) * 2 - 1))
+            if self.quantizer == "gumbel":
+                # Deterministic version of GumbelQuantize (no Gumbel noise): the likeliest code.
+                idx = self.quantize.proj(h).argmax(1)
+            else:
+                idx = self.nearest_codes(h)
+            return {"z": self.lookup(idx)}
+
+    def decode(self, latent: Latent) -> torch.Tensor:
+        z = latent["z"]
+        z_q = replace_grad(self.lookup(self.nearest_codes(z)), z)  # snap; gradient goes to z
+        x = self.decoder(self.post_quant_conv(z_q))
+        return clamp_with_grad(x.add(1).div(2), 0.0, 1.0)
+
+    def project_(self, latent: Latent) -> None:
+        """Clamp z in place to the codebook's per-dimension range (the lineage's z_min/z_max)."""
+        book = self.codebook
+        lo = book.min(0).values.view(1, -1, 1, 1).to(latent["z"])
+        hi = book.max(0).values.view(1, -1, 1, 1).to(latent["z"])
+        with torch.no_grad():
+            latent["z"].copy_(torch.maximum(torch.minimum(latent["z"], hi), lo))
+
+    def regularizer(self, latent: Latent) -> torch.Tensor:
+        z = latent["z"]
+        return z.new_zeros(z.shape[0])
+
+    def output(self, latent: Latent) -> torch.Tensor:
+        with torch.no_grad():
+            return self.decode(latent)
+
+    # ------------------------------------------------------------------ codebook helpers
+    def nearest_codes(self, z: torch.Tensor) -> torch.Tensor:
+        """(B,h,w) index of the nearest codebook vector to each z vector (squared L2)."""
+        book = self.codebook.to(z.dtype)
+        flat = z.detach().movedim(1, -1).reshape(-1, self.embed_dim)
+        d = flat.pow(2).sum(1, keepdim=True) + book.pow(2).sum(1) - 2 * flat @ book.T
+        return d.argmin(1).view(z.shape[0], z.shape[2], z.shape[3])
+
+    def lookup(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B,embed_dim,h,w) codebook vectors for (B,h,w) indices."""
+        return self.codebook[idx].movedim(-1, 1)
+
+
+# --------------------------------------------------------------------------- loading
+
+def read_taming_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """taming's ``model.params`` from a model.yaml, plus ``quantizer`` from ``model.target``."""
+    import yaml
+
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"VQGAN config {path} not found; download the model.yaml that belongs to the checkpoint") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise UserError(f"{path} is not valid YAML ({type(err).__name__}); download the model's model.yaml again") from None
+    model = doc.get("model") if isinstance(doc, dict) else None
+    if not isinstance(model, dict) or not isinstance(model.get("params"), dict):
+        raise UserError(f"{path} has no model.params section; it is not a taming VQGAN model.yaml")
+    target = str(model.get("target", "taming.models.vqgan.VQModel"))
+    kind = _TARGETS.get(target.rsplit(".", 1)[-1])
+    if kind is None:
+        raise UserError(
+            f"{path}: model.target {target!r} is not supported; clipguide loads "
+            "taming.models.vqgan.VQModel and taming.models.vqgan.GumbelVQ checkpoints"
+        )
+    return {**model["params"], "quantizer": kind}
+
+
+def find_taming_yaml(ckpt: str | os.PathLike[str]) -> Path:
+    """The config beside a .ckpt: ``<stem>.yaml`` or ``model.yaml``; UserError naming both if absent."""
+    ckpt = Path(ckpt)
+    candidates = [ckpt.with_suffix(".yaml"), ckpt.parent / "model.yaml"]
+    for cand in candidates:
+        if cand.is_file():
+            return cand
+    raise UserError(
+        f"no VQGAN config for {ckpt}: expected {candidates[0]} or {candidates[1]}; "
+        "download the model.yaml published with the checkpoint and put it there"
+    )
+
+
+def cached_conversion_path(ckpt: str | os.PathLike[str]) -> Path:
+    """Where the pickle-free copy of ``ckpt`` lives: ``model.ckpt`` → ``model.clipguide.safetensors``."""
+    ckpt = Path(ckpt)
+    return ckpt.with_name(ckpt.stem + ".clipguide.safetensors")
+
+
+def load_vqgan(path: str | os.PathLike[str], config_yaml: str | os.PathLike[str] | None = None,
+               device: str | torch.device = "cpu", *, write_cache: bool = True) -> VQGANGenerator:
+    """Load a VQGAN from a clipguide ``.safetensors`` or a taming ``.ckpt`` + YAML.
+
+    For a ``.ckpt`` the YAML defaults to the one beside it (see :func:`find_taming_yaml`). A
+    converted copy next to the checkpoint (:func:`cached_conversion_path`) is used when it is
+    up to date, and written after the first load when ``write_cache`` (best effort: a read-only
+    folder just means no cache), so later loads skip the slow restricted unpickling.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        tensors, metadata = read_safetensors(path)
+        return _from_clipguide(tensors, metadata, path, device)
+
+    if not path.is_file():
+        raise MissingWeightsError(f"VQGAN checkpoint {path} not found; download it (`clipguide weights download`) or fix the path")
+    yaml_path = Path(config_yaml) if config_yaml is not None else find_taming_yaml(path)
+    cache = cached_conversion_path(path)
+    if _cache_is_fresh(cache, path, yaml_path):
+        tensors, metadata = read_safetensors(cache)
+        return _from_clipguide(tensors, metadata, cache, device)
+
+    model = _from_taming(path, yaml_path)
+    if write_cache:
+        with contextlib.suppress(OSError):
+            _save(model, cache, source=path)
+    return model.to(device)
+
+
+def convert_to_safetensors(ckpt: str | os.PathLike[str], yaml_path: str | os.PathLike[str] | None,
+                           out_path: str | os.PathLike[str]) -> Path:
+    """Write the clipguide safetensors form of a taming checkpoint (no ``loss.*``, config in metadata)."""
+    ckpt = Path(ckpt)
+    yaml_path = Path(yaml_path) if yaml_path is not None else find_taming_yaml(ckpt)
+    return _save(_from_taming(ckpt, yaml_path), Path(out_path), source=ckpt)
+
+
+def _from_taming(ckpt: Path, yaml_path: Path) -> VQGANGenerator:
+    params = read_taming_yaml(yaml_path)
+    model = VQGANGenerator.from_config(params)
+    sd = load_state_dict(ckpt, lightning=True)  # whatever its suffix, it is a Lightning pickle
+    # loss.*: discriminator + LPIPS, training only. quantize.used: index remapping (see from_config).
+    sd = {k: v for k, v in sd.items() if not k.startswith("loss.") and k != "quantize.used"}
+    _load_strict(model, sd, ckpt, f"its config {yaml_path}")
+    return model
+
+
+def _from_clipguide(tensors: dict[str, torch.Tensor], metadata: Mapping[str, str], path: Path,
+                    device: str | torch.device) -> VQGANGenerator:
+    if metadata.get("format") != FORMAT or "config" not in metadata:
+        raise UserError(
+            f"{path} is not a clipguide VQGAN file (metadata format={metadata.get('format')!r}); "
+            "pass the taming model.ckpt with its model.yaml instead"
+        )
+    try:
+        params = json.loads(metadata["config"])
+    except json.JSONDecodeError:
+        raise UserError(f"{path} has an unreadable config in its metadata; convert the checkpoint again") from None
+    model = VQGANGenerator.from_config(params)
+    _load_strict(model, tensors, path, "its config metadata")
+    return model.to(device)
+
+
+def _load_strict(model: VQGANGenerator, sd: Mapping[str, torch.Tensor], path: Path, against: str) -> None:
+    try:
+        result = model.load_state_dict(sd, strict=False)
+    except RuntimeError as err:  # shape mismatches
+        first = next((ln.strip() for ln in str(err).splitlines() if "size mismatch" in ln), str(err).splitlines()[0])
+        raise UserError(f"{path} does not match {against} ({first[:200]}); use the config published with it") from None
+    problems = [f"missing {', '.join(result.missing_keys[:3])}" if result.missing_keys else "",
+                f"unexpected {', '.join(result.unexpected_keys[:3])}" if result.unexpected_keys else ""]
+    if any(problems):
+        detail = "; ".join(p for p in problems if p)
+        raise UserError(f"{path} does not match {against} ({detail}); use the config published with it")
+    model.eval().requires_grad_(False)
+
+
+def _save(model: VQGANGenerator, out: Path, *, source: Path) -> Path:
+    st = source.stat()
+    metadata = {"format": FORMAT, "config": json.dumps(model.config),
+                "source": source.name, "source_size": str(st.st_size)}
+    return save_safetensors(model.state_dict(), out, metadata)
+
+
+def _cache_is_fresh(cache: Path, ckpt: Path, yaml_path: Path) -> bool:
+    """A converted copy counts only if it is newer than the ckpt, was made from a ckpt of the same
+    size, and holds the same architecture config as the YAML being asked for."""
+    try:
+        c, k = cache.stat(), ckpt.stat()
+    except OSError:
+        return False
+    if c.st_mtime < k.st_mtime:
+        return False
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(cache), framework="pt") as f:
+            meta = f.metadata() or {}
+        cached_config = json.loads(meta.get("config", "null"))
+    except Exception:  # an unreadable cache is simply rebuilt
+        return False
+    try:
+        wanted = VQGANGenerator.config_of(read_taming_yaml(yaml_path))
+    except (KeyError, TypeError, ValueError):  # a broken YAML: the full load reports it properly
+        return False
+    return meta.get("format") == FORMAT and meta.get("source_size") == str(k.st_size) and cached_config == wanted
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
