@@ -281,3 +281,30 @@ def test_missing_package_is_a_user_error(folder, monkeypatch):
 def test_imagenet_names():
     names = imagenet_classes()
     assert len(names) == 1000 and names[0] == "tench" and names[980] == "volcano"
+
+
+def test_cli_end_to_end_big_sleep_mode(folder, tiny_clip_dir, tmp_path, capsys):
+    """The generator is just another protocol implementation: seeds batch, metadata and `again` work unchanged."""
+    from PIL import Image
+
+    from clipguide.cli import main
+    from clipguide.output import read_png_metadata
+
+    flags = ["--generator", str(folder), "--clip", str(tiny_clip_dir), "--steps", "2", "--cutn", "2",
+             "--classes", "volcano,lighthouse", "--max-classes", "1", "--quiet"]
+    assert main(["a pyramid made of ice", *flags, "--seeds", "2", "--out", str(tmp_path / "batch")]) == 0
+    assert main(["a pyramid made of ice", *flags, "--seed", "1", "--out", str(tmp_path / "single")]) == 0
+    batch = Image.open(tmp_path / "batch" / "a-pyramid-made-of-ice-1.png")
+    single = Image.open(tmp_path / "single" / "a-pyramid-made-of-ice-1.png")
+    assert batch.size == (RES, RES)
+    diff = torch.tensor(list(batch.getdata())) - torch.tensor(list(single.getdata()))
+    assert diff.abs().max() <= 2  # equal up to float rounding of the 8-bit pixels
+    meta = json.loads(read_png_metadata(tmp_path / "single" / "a-pyramid-made-of-ice-1.png")["clipguide"])
+    assert meta["classes"] == ["volcano", "lighthouse"] and meta["max_classes"] == 1
+    assert main(["again", str(tmp_path / "single" / "a-pyramid-made-of-ice-1.png"), "--out", str(tmp_path / "again"),
+                 "--quiet"]) == 0
+    assert (tmp_path / "again" / "a-pyramid-made-of-ice-1.png").read_bytes() == \
+        (tmp_path / "single" / "a-pyramid-made-of-ice-1.png").read_bytes()
+    capsys.readouterr()
+    assert main(["a cat", *flags, "--size", "64", "64", "--out", str(tmp_path / "bad")]) == 2
+    assert f"only makes {RES}x{RES}" in capsys.readouterr().err
