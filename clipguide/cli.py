@@ -24,7 +24,7 @@ from typing import Any
 
 from . import __version__
 from .errors import UserError
-from .settings import LIMITS, Settings, from_dict
+from .settings import Settings, check_limits, from_dict
 
 SUBCOMMANDS = ("again", "styles", "compare", "weights", "bench", "ui")
 
@@ -118,18 +118,14 @@ def settings_from_args(ns: argparse.Namespace, base: dict[str, Any] | None = Non
         values.update({k: v for k, v in DEMO_SETTINGS.items() if k not in given})
     values.update(given)
     settings = from_dict(values)
-    if getattr(ns, "no_limits", False):
-        from .settings import validate
-
-        validate(settings, limits={k: 10**9 for k in LIMITS})
+    if not getattr(ns, "no_limits", False):
+        check_limits(settings)
     return settings, frozenset(given)
 
 
 def run_and_save(settings: Settings, explicit: frozenset[str], ns: argparse.Namespace) -> int:
     """Generate with a progress bar; save PNGs (and frames/video); return the exit code."""
-    import torch  # noqa: F401  (import here so `--help` stays fast)
-
-    from . import api, output
+    from . import api, output  # imported here so that `--help` never loads torch
 
     out_dir = output.ensure_out_dir(Path(ns.out))
     slug = output.slugify(settings.prompt)
@@ -263,8 +259,12 @@ def cmd_compare(argv: list[str]) -> int:
     session = api.Session(settings.device, settings.offline)
     report = run_compare(settings, styles, out_dir=Path(ns.out), eval_clip=ns.eval_clip, session=session,
                          explicit=explicit | {"prompt", "seeds"}, style_dirs=tuple(ns.presets), prompts=prompts,
-                         callback=None if ns.quiet else _compare_progress())
-    print(getattr(report, "summary", lambda: f"report written to {ns.out}")())
+                         progress=None if ns.quiet else _notice)
+    print(f"compared {len(report.styles)} styles over {len(report.seeds)} seeds "
+          f"({report.generated} images made, {report.loaded} reused)")
+    for name in ("report.md", "report.json", "grid.png", "alignment_vs_diversity.png"):
+        if name in report.files:
+            print(report.files[name])
     return 0
 
 
@@ -282,13 +282,6 @@ def _compare_prompts(ns: argparse.Namespace) -> list[str]:
     if not ns.prompt or not ns.prompt.strip():
         raise UserError("compare needs a prompt: clipguide compare \"a sunset\" --styles none,baroque")
     return [ns.prompt]
-
-
-def _compare_progress():
-    def show(message) -> None:
-        if isinstance(message, str):
-            print(f"clipguide: {message}", file=sys.stderr)
-    return show
 
 
 def cmd_weights(argv: list[str]) -> int:

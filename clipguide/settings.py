@@ -8,6 +8,7 @@ holds its help text (and, where useful, its choices) for those front ends.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -127,9 +128,12 @@ def _coerce(name: str, value: Any) -> Any:
         return _int(name, value)
     if isinstance(default, float) or name in ("lr",):
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise UserError(f"{name} must be a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise UserError(f"{name} must be a finite number, got {value!r}")
+        return number
     if not isinstance(value, str):
         raise UserError(f"{name} must be text, got {value!r}")
     return value
@@ -142,7 +146,7 @@ def _int(name: str, value: Any) -> int:
         number = float(value)
     except ValueError:
         raise UserError(f"{name} must be an integer, got {value!r}") from None
-    if number != int(number):
+    if not math.isfinite(number) or number != int(number):
         raise UserError(f"{name} must be an integer, got {value!r}")
     return int(number)
 
@@ -157,21 +161,27 @@ def from_dict(values: dict[str, Any], *, where: str = "settings") -> Settings:
     return settings
 
 
-def validate(s: Settings, *, limits: dict[str, int] | None = None) -> None:
-    """Raise a UserError for values no run could use. Limits can be raised by the caller."""
+def check_limits(s: Settings, limits: dict[str, int] | None = None) -> None:
+    """Refuse sizes no machine users have would finish or fit. Front ends call this (the CLI
+    unless --no-limits, the web UI with the operator's caps); the library itself does not."""
     lim = {**LIMITS, **(limits or {})}
+    if s.size is not None and max(s.size) > lim["side"]:
+        w, h = s.size
+        raise UserError(f"size {w}x{h} is over the {lim['side']}px limit; use a smaller --size (or --no-limits)")
+    for name in ("steps", "seeds", "cutn"):
+        if getattr(s, name) > lim[name]:
+            raise UserError(f"{name}={getattr(s, name)} is over the limit of {lim[name]}; use fewer (or --no-limits)")
+
+
+def validate(s: Settings) -> None:
+    """Raise a UserError for values no run could use."""
     if s.size is not None:
         w, h = s.size
         if w <= 0 or h <= 0:
             raise UserError(f"size must be positive, got {w}x{h}")
-        if max(w, h) > lim["side"]:
-            raise UserError(f"size {w}x{h} is over the {lim['side']}px limit; use a smaller --size (or --no-limits)")
-    for name, low in (("steps", 1), ("seeds", 1), ("cutn", 1)):
-        v = getattr(s, name)
-        if v < low:
-            raise UserError(f"{name} must be at least {low}, got {v}")
-        if v > lim[name]:
-            raise UserError(f"{name}={v} is over the limit of {lim[name]}; use fewer (or --no-limits)")
+    for name in ("steps", "seeds", "cutn"):
+        if getattr(s, name) < 1:
+            raise UserError(f"{name} must be at least 1, got {getattr(s, name)}")
     if s.save_every < 0:
         raise UserError(f"save_every must be 0 or more, got {s.save_every}")
     if s.cut_pow <= 0:
@@ -195,5 +205,5 @@ def validate(s: Settings, *, limits: dict[str, int] | None = None) -> None:
         raise UserError("at least one CLIP model is needed (--clip NAME/PRETRAINED)")
 
 
-__all__ = ["Settings", "from_dict", "to_dict", "to_json", "validate", "field_help", "FIELD_NAMES",
+__all__ = ["Settings", "from_dict", "to_dict", "to_json", "validate", "check_limits", "field_help", "FIELD_NAMES",
            "OPTIMIZERS", "AUGMENTS", "DEFAULT_AUGMENTS", "LIMITS"]
