@@ -226,9 +226,11 @@ def generate(settings: Settings, callback: engine.Callback | None = None, *, exp
     except (torch.OutOfMemoryError, RuntimeError) as e:
         if not _is_oom(e):
             raise
+        half = [max(generator.size_multiple, side // 2 // generator.size_multiple * generator.size_multiple)
+                for side in (width, height)]
         raise OutOfMemoryError(
             f"out of memory at {width}x{height} with cutn {resolved.cutn} and {len(seeds)} seed(s) on {device}: "
-            f"try --size {max(64, width // 2)} {max(64, height // 2)}, --cutn {max(1, resolved.cutn // 2)} "
+            f"try --size {half[0]} {half[1]}, --cutn {max(1, resolved.cutn // 2)} "
             f"or --seeds {max(1, len(seeds) // 2)}") from None
     if not torch.isfinite(images).all():
         raise NonFiniteLossError("the generator produced NaN/Inf pixels: try a smaller --lr or --precision fp32")
