@@ -130,9 +130,12 @@ def run_and_save(settings: Settings, explicit: frozenset[str], ns: argparse.Name
     out_dir = output.ensure_out_dir(Path(ns.out))
     slug = output.slugify(settings.prompt)
     video = _video_writer(ns, out_dir, slug, settings)
-    bar = None if ns.quiet else _progress(settings.steps)
+    bar = None
 
     def on_step(step) -> None:
+        nonlocal bar
+        if bar is None and not ns.quiet:
+            bar = _progress(step.steps)  # opened at the first step, after models have loaded
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{step.loss:.4f}")

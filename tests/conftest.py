@@ -46,6 +46,22 @@ def tiny_clip_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Any connection beyond this machine fails the test loudly (local test servers are fine)."""
+    import socket
+
+    real_connect = socket.socket.connect
+
+    def guarded(sock, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and not (host.startswith("127.") or host in ("localhost", "::1") or host.startswith("/")):
+            raise AssertionError(f"test tried to reach the network: {address!r}")
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch):
     """Each test gets its own weights cache and no user presets."""
     monkeypatch.setenv("CLIPGUIDE_HOME", str(tmp_path / "clipguide-home"))

@@ -120,3 +120,19 @@ def test_importing_the_cli_does_not_import_torch():
     code = "import sys, clipguide.cli; print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "False"
+
+
+def test_default_generator_offline_says_which_file_is_missing_and_where(tmp_path, capsys, tiny_clip_dir):
+    code, out, err = run(["a sunset", "--offline", "--clip", str(tiny_clip_dir), "--out", str(tmp_path)], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "vqgan_imagenet_f16_16384" in err and str(tmp_path / "clipguide-home") in err
+
+
+def test_weights_subcommand_lists_the_manifest(capsys):
+    code, out, err = run(["weights", "list"], capsys)
+    assert code == 0 and "vqgan_imagenet_f16_16384" in out and "biggan-deep-256" in out
+
+
+def test_styles_subcommand_lists_presets(capsys):
+    code, out, _ = run(["styles"], capsys)
+    assert code == 0 and "baroque" in out and "unreal engine" in out.lower()
