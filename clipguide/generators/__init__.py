@@ -28,7 +28,8 @@ def load_generator(spec: str, device: torch.device | str, settings: Settings | N
 
     settings = settings or Settings()
     if spec == DEMO:
-        path = weights.data_dir("weights") / "demo" / "vqgan.safetensors"
+        from ..demo import VQGAN_PATH as path
+
         if not path.is_file():
             raise UserError(f"the demo VQGAN is missing: expected {path} (reinstall clipguide)")
         return _vqgan(path, None, device)

@@ -1,0 +1,46 @@
+"""Steering success rates of the offline demo models, judged without CLIP.
+
+    python benchmarks/steering.py --seeds 32            # the figures in weights/demo/MODEL_CARD.md
+    python benchmarks/steering.py --seeds 8 --tasks colour,shape --steps 100
+
+Prints a table and, with --json, writes every verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from clipguide.demo.steering import TASKS, demo_settings, format_table, measure
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, default=32, help="seeds per prompt (default 32)")
+    p.add_argument("--first-seed", type=int, default=1000, help="first seed (default 1000: away from test seeds)")
+    p.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: " + ", ".join(TASKS))
+    p.add_argument("--steps", type=int, default=None, help="override the demo's steps")
+    p.add_argument("--json", default=None, help="write the verdicts here")
+    args = p.parse_args(argv)
+    overrides = {"steps": args.steps} if args.steps else {}
+    base = demo_settings(**overrides)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    start = time.perf_counter()
+    results = measure(tasks, args.seeds, args.first_seed, base=base,
+                      progress=lambda m: print(f"  {m}", file=sys.stderr))
+    seconds = time.perf_counter() - start
+    print(format_table(results))
+    images = sum(r.runs for r in results.values())
+    print(f"\n{images} images at {base.size[0]}x{base.size[1]}, {base.steps} steps, cutn {base.cutn}: "
+          f"{seconds:.0f} s ({seconds / images:.2f} s per image, batches of {args.seeds})")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({name: {"hits": r.hits, "runs": r.runs, "paired_hits": r.paired_hits, "seeds": r.seeds,
+                              "verdicts": r.judged} for name, r in results.items()}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Does the guidance steer? Paired prompts through the real loop, judged by something that is not CLIP.
+
+Each task is a pair of prompts that differ in one attribute (colour, shape, position). Both prompts
+run on the *same* seeds, so a seed that happens to start red cannot make "red" look good; the
+judge (:mod:`clipguide.demo.judge`: pixel statistics for colours, a separately trained CNN for
+shape and position) then says what each image shows. A run succeeds when the judge reads the
+attribute its prompt asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..settings import Settings
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    attribute: str  # the judge's key
+    options: tuple[tuple[str, str], ...]  # (expected judge value, prompt)
+
+
+# Prompts use the shapes world's own caption phrasing ("a red circle on a blue background").
+TASKS: dict[str, Task] = {
+    "colour": Task("colour", "shape_colour", (
+        ("red", "a red circle on a white background"),
+        ("blue", "a blue circle on a white background"),
+    )),
+    "background": Task("background", "background", (
+        ("red", "a white square on a red background"),
+        ("blue", "a white square on a blue background"),
+    )),
+    "shape": Task("shape", "shape", (
+        ("circle", "a yellow circle on a black background"),
+        ("square", "a yellow square on a black background"),
+    )),
+    "position": Task("position", "position", (
+        ("left", "a yellow circle on the left on a black background"),
+        ("right", "a yellow circle on the right on a black background"),
+    )),
+}
+
+
+@dataclass
+class TaskResult:
+    task: str
+    hits: int  # runs whose image shows what their prompt asked for
+    runs: int
+    paired_hits: int  # seeds where both prompts of the pair were right
+    seeds: int
+    judged: list[tuple[str, str, int]]  # (asked for, judge said, seed)
+
+    @property
+    def rate(self) -> float:
+        return self.hits / self.runs if self.runs else 0.0
+
+    @property
+    def paired_rate(self) -> float:
+        return self.paired_hits / self.seeds if self.seeds else 0.0
+
+
+def demo_settings(**overrides) -> Settings:
+    """The CLI's ``--demo`` settings, so the measurement is of what users get."""
+    from ..cli import DEMO_SETTINGS
+
+    return Settings(prompt="", device="cpu", **{**DEMO_SETTINGS, **overrides})
+
+
+def measure(tasks: Sequence[str] = tuple(TASKS), n_seeds: int = 8, first_seed: int = 0, *,
+            base: Settings | None = None, session=None, judge=None,
+            progress: Callable[[str], None] | None = None) -> dict[str, TaskResult]:
+    """Run every option of every task on seeds first_seed… (one batch per prompt) and judge the images."""
+    from .. import api
+    from .judge import Judge
+
+    base = base or demo_settings()
+    session = session or api.Session(base.device, offline=True, progress=False)
+    judge = judge or Judge.load()
+    seeds = list(range(first_seed, first_seed + n_seeds))
+    results = {}
+    for name in tasks:
+        task = TASKS[name]
+        correct: dict[int, int] = {s: 0 for s in seeds}
+        judged = []
+        for expected, prompt in task.options:
+            result = api.generate(base.replace(prompt=prompt, seed=seeds[0], seeds=len(seeds)), session=session)
+            for seed, verdict in zip(result.seeds, judge.predict(result.images)):
+                judged.append((expected, verdict[task.attribute], seed))
+                correct[seed] += verdict[task.attribute] == expected
+            if progress:
+                progress(f"{name}: {prompt!r} done")
+        hits = sum(1 for e, said, _ in judged if e == said)
+        paired = sum(1 for s in seeds if correct[s] == len(task.options))
+        results[name] = TaskResult(name, hits, len(judged), paired, len(seeds), judged)
+    return results
+
+
+def format_table(results: dict[str, TaskResult]) -> str:
+    lines = ["| task | success | paired (both right) |", "|---|---|---|"]
+    for r in results.values():
+        lines.append(f"| {r.task} | {r.hits}/{r.runs} = {r.rate:.0%} | {r.paired_hits}/{r.seeds} = {r.paired_rate:.0%} |")
+    return "\n".join(lines)

@@ -1,0 +1,530 @@
+#!/usr/bin/env python
+"""Train clipguide's offline demo models on the shapes world (clipguide.demo.shapes).
+
+Three models, each reproducible from this script and its seed, CPU only:
+
+* a tiny open_clip CLIP  -> weights/demo/clip/{open_clip_config.json, open_clip_model.safetensors}
+* a tiny taming VQGAN    -> weights/demo/vqgan.safetensors  (clipguide-vqgan format)
+* a small CNN judge      -> weights/demo/judge.safetensors  (shape + position classifier)
+
+Usage (from the repository root; clipguide must be importable, e.g. `pip install -e .` or PYTHONPATH=.):
+        nice -n 5 python scripts/train_demo.py --part all --vq-fp16 --out weights/demo
+        (--part clip|vqgan|judge trains one; the parts are independent and can run in parallel;
+        --part eval-clip|eval-vqgan re-measures saved weights). The defaults are the shipped run's.
+        One thread per process: on 2 shared cores, 2-thread OpenMP runs were ~9x slower per step.
+
+Every part logs to <out>/logs/<part>.log and writes its metrics to <out>/logs/<part>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from clipguide.demo import shapes as S
+
+CLIP_NAME = "clipguide-demo-shapes"
+CLIP_CFG = {
+    "embed_dim": 64,
+    # 64 px in 8 px patches: an 8x8 token grid, fine enough for nine positions and four shapes.
+    "vision_cfg": {"image_size": 64, "patch_size": 8, "width": 96, "layers": 3, "head_width": 32,
+                   "mlp_ratio": 2.0, "pool_type": "avg"},
+    # The standard open_clip tokenizer (49408 tokens); a narrow text tower keeps the file small.
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2,
+                 "mlp_ratio": 2.0},
+}
+# taming normalises with GroupNorm(32 groups): at 32 channels every channel is normalised on its own
+# over the whole image, which erases the absolute level of flat colours (the probe's washed-out
+# 12.8 dB). 64 channels (2 per group) let a channel be read against its partner, so colours survive.
+VQ_DDCONFIG = {"double_z": False, "z_channels": 32, "resolution": 64, "in_channels": 3, "out_ch": 3,
+               "ch": 64, "ch_mult": [1, 1, 1], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
+VQ_EMBED_DIM = 32
+VQ_N_EMBED = 1024
+
+FIELDS = ("shape", "colour", "size", "position", "background")
+_OPTIONS = {"shape": S.SHAPES, "colour": tuple(S.COLOURS), "size": tuple(S.SIZES),
+            "position": tuple(S.POSITIONS), "background": S.BACKGROUNDS}
+
+
+class Log:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.f = open(path, "w", buffering=1)
+
+    def __call__(self, *a):
+        line = " ".join(str(x) for x in a)
+        print(line, flush=True)
+        self.f.write(line + "\n")
+
+
+def cosine_lr(step: int, total: int, base: float, warmup: int) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def images_tensor(scenes, size=64) -> torch.Tensor:
+    return S.to_tensor(S.render_batch(scenes, size))
+
+
+# =========================================================================== CLIP
+
+def shapes_mean_std(seed: int = 12345, n: int = 2000) -> tuple[list[float], list[float]]:
+    x = images_tensor(S.make_scenes(seed, n))
+    return [round(v, 3) for v in x.mean((0, 2, 3)).tolist()], [round(v, 3) for v in x.std((0, 2, 3)).tolist()]
+
+
+def build_clip():
+    import open_clip
+
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / f"{CLIP_NAME}.json").write_text(json.dumps(CLIP_CFG))
+        open_clip.add_model_config(d)
+    model = open_clip.create_model(CLIP_NAME)
+    tok = open_clip.get_tokenizer(CLIP_NAME)
+    return model, tok
+
+
+def clip_batch(rng: np.random.Generator, n: int):
+    """Groups of 4 scenes that differ in one field each (shape, position, then one more), so the
+    contrastive loss cannot rely on colour alone. Captions get random styles; `target[i, j]` marks
+    every caption j that is true of image i (not only the diagonal)."""
+    scenes, styles, caps = [], [], []
+    for _ in range(n // 4):
+        base = S.sample_scene(rng)
+        extra = str(rng.choice(["colour", "background", "size", "shape", "position"]))
+        group = [base, S.vary(base, "shape", rng), S.vary(base, "position", rng), S.vary(base, extra, rng)]
+        # each variant gets its own small jitter so pixel-exact copies never occur
+        group = [S.Scene(**{**g.to_dict(), **{k: v for k, v in S.sample_scene(rng).to_dict().items()
+                                             if k in ("dx", "dy", "scale", "angle")}}) for g in group]
+        for g in group:
+            st = S.random_style(rng)
+            scenes.append(g)
+            styles.append(st)
+            caps.append(S.caption(g, st, rng))
+    attrs = np.array([[_OPTIONS[f].index(getattr(s, f)) for f in FIELDS] for s in scenes])
+    mention = np.array([[f in S.STYLE_FIELDS[st] for f in FIELDS] for st in styles])
+    same = attrs[:, None, :] == attrs[None, :, :]  # (image i, caption j, field)
+    target = np.all(same | ~mention[None, :, :], axis=-1)
+    return scenes, caps, torch.from_numpy(target.astype(np.float32)), torch.from_numpy(attrs), \
+        torch.from_numpy(mention)
+
+
+def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Mild, position-preserving augmentation: pixel noise and a slight blur on some images."""
+    b = x.shape[0]
+    noise = torch.randn(x.shape, generator=g) * 0.03 * (torch.rand(b, 1, 1, 1, generator=g) < 0.5)
+    blur = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    use_blur = torch.rand(b, 1, 1, 1, generator=g) < 0.25
+    x = torch.where(use_blur, 0.5 * x + 0.5 * blur, x)
+    return (x + noise).clamp(0, 1)
+
+
+def soft_clip_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    ti = target / target.sum(1, keepdim=True)
+    tt = target / target.sum(0, keepdim=True)
+    li = -(ti * logits.log_softmax(1)).sum(1).mean()
+    lt = -(tt * logits.log_softmax(0)).sum(0).mean()
+    return (li + lt) / 2
+
+
+@torch.no_grad()
+def clip_zero_shot(model, tok, mean, std, seed: int, n: int, bf16: bool) -> dict:
+    """Zero-shot accuracy per field: for each held-out image, the canonical caption of the true
+    scene is ranked against captions that change only that field (other fields stay true).
+    `full` uses full captions; `short` the short forms users type ("a red circle on a blue
+    background", "a red circle in the top left", "a blue background")."""
+    model.eval()
+    scenes = S.make_scenes(seed, n)
+    x = (images_tensor(scenes) - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        img = F.normalize(model.encode_image(x).float(), dim=-1)
+    short_style = {"shape": "short", "colour": "short", "background": "background", "position": "position",
+                   "size": "sized"}
+    jobs = []  # (key, image index, options, captions)
+    for mode in ("full", "short"):
+        for field in FIELDS:
+            style = "full" if mode == "full" else short_style[field]
+            for i, s in enumerate(scenes):
+                opts = [o for o in _OPTIONS[field] if _valid(S.Scene(**{**s.to_dict(), field: o}))]
+                caps = [S.caption(S.Scene(**{**s.to_dict(), field: o}), style) for o in opts]
+                jobs.append((f"{mode}/{field}", i, opts, caps, getattr(s, field)))
+    unique = sorted({c for j in jobs for c in j[3]})
+    emb = []
+    for k in range(0, len(unique), 512):  # every distinct caption is embedded once
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            emb.append(F.normalize(model.encode_text(tok(unique[k:k + 512])).float(), dim=-1))
+    row = {c: n for n, c in enumerate(unique)}
+    emb = torch.cat(emb)
+    hits: dict[str, list[int]] = {}
+    for key, i, opts, caps, truth in jobs:
+        sims = emb[[row[c] for c in caps]] @ img[i]
+        hits.setdefault(key, []).append(int(opts[int(sims.argmax())] == truth))
+    out = {k: round(sum(v) / len(v), 4) for k, v in hits.items()}
+    model.train()
+    return out
+
+
+def _valid(s: S.Scene) -> bool:
+    return s.colour in S.allowed_colours(s.background)
+
+
+def train_clip(args, log: Log) -> dict:
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    g = torch.Generator().manual_seed(args.seed)
+    mean, std = shapes_mean_std()
+    model, tok = build_clip()
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"clip params {n_params:,}  mean {mean} std {std}")
+    with torch.no_grad():
+        # open_clip initialises the vision position embedding at std width**-0.5 (~0.1), small
+        # against the patch embeddings: in short runs the tower then stays position-blind
+        # (position at chance in the probe and in our first two runs; a position-only probe of
+        # the tower: chance at std 0.1, 97% after 200 steps at std 1). So start it at std ~1.
+        model.visual.positional_embedding.mul_(10.0)
+        # a sharper start than 1/0.07: a short run cannot wait for the temperature to grow
+        model.logit_scale.fill_(math.log(25.0))
+    # Auxiliary linear heads (training only, not shipped): both embeddings must say which shape,
+    # position, colour... an image/caption shows. Contrastive learning alone picks up colour
+    # first and, in a short run, leaves shape and position near chance (the probe; our first run).
+    heads = torch.nn.ModuleDict({
+        side: torch.nn.ModuleList([torch.nn.Linear(CLIP_CFG["embed_dim"], len(_OPTIONS[f])) for f in FIELDS])
+        for side in ("image", "text")})
+    named = list(model.named_parameters()) + list(heads.named_parameters())
+    decay = [p for n, p in named if p.ndim >= 2 and "embedding" not in n]
+    no_decay = [p for n, p in named if not (p.ndim >= 2 and "embedding" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.clip_lr, betas=(0.9, 0.98), eps=1e-6)
+    m_t, s_t = torch.tensor(mean)[:, None, None], torch.tensor(std)[:, None, None]
+    t0 = time.time()
+    for step in range(min(args.clip_steps, args.clip_stop_after or args.clip_steps)):
+        for pg in opt.param_groups:
+            pg["lr"] = cosine_lr(step, args.clip_steps, args.clip_lr, 100)
+        scenes, caps, target, attrs, mention = clip_batch(rng, args.clip_batch)
+        x = (augment(images_tensor(scenes), g) - m_t) / s_t
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            img, txt, scale = model(x, tok(caps))
+            logits = scale.float() * img.float() @ txt.float().T
+        loss = soft_clip_loss(logits, target)
+        aux, aux_acc = 0.0, []
+        for k in range(len(FIELDS)):
+            pred = heads["image"][k](img.float())
+            aux = aux + F.cross_entropy(pred, attrs[:, k])
+            aux_acc.append(round((pred.argmax(1) == attrs[:, k]).float().mean().item(), 2))
+            m = mention[:, k]
+            if m.any():  # a caption only tells what it mentions
+                aux = aux + F.cross_entropy(heads["text"][k](txt.float()[m]), attrs[m, k])
+        loss = loss + args.clip_aux * aux / len(FIELDS)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for _, p in named], 1.0)
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        if step % 25 == 0 or step == args.clip_steps - 1:
+            log(f"clip step {step} loss {loss.item():.4f} scale {scale.item():.1f} "
+                f"image-head acc {dict(zip(FIELDS, aux_acc))} {time.time() - t0:.0f}s")
+        if step % 100 == 99:
+            save_clip(model, mean, std, Path(args.out) / "clip")
+    train_s = time.time() - t0
+    save_clip(model, mean, std, Path(args.out) / "clip")
+    acc = clip_zero_shot(model, tok, mean, std, seed=args.seed + 1_000_000, n=args.eval_n, bf16=args.bf16)
+    log("clip zero-shot", json.dumps(acc))
+    return {"params": n_params, "train_seconds": round(train_s, 1), "steps": args.clip_steps,
+            "batch": args.clip_batch, "zero_shot": acc, "mean": mean, "std": std}
+
+
+def save_clip(model, mean, std, out: Path) -> None:
+    """open_clip's hub layout, loadable with create_model_and_transforms("local-dir:<out>")."""
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = {"model_cfg": CLIP_CFG,
+           "preprocess_cfg": {"mean": mean, "std": std, "size": CLIP_CFG["vision_cfg"]["image_size"],
+                              "interpolation": "bicubic", "resize_mode": "shortest"}}
+    (out / "open_clip_config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    # fp16 on disk halves the file (the 49408-token embedding dominates); open_clip casts on load.
+    sd = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    save_file(sd, str(out / "open_clip_model.safetensors"), metadata={"format": "pt"})
+
+
+# =========================================================================== VQGAN
+
+class TinyVQGAN(torch.nn.Module):
+    """taming's Encoder/Decoder + VectorQuantizer2 with taming's state-dict names."""
+
+    def __init__(self, ddconfig: dict, n_embed: int, embed_dim: int):
+        super().__init__()
+        from taming.modules.diffusionmodules.model import Decoder, Encoder
+        from taming.modules.vqvae.quantize import VectorQuantizer2
+
+        self.encoder = Encoder(**ddconfig)
+        self.decoder = Decoder(**ddconfig)
+        self.quantize = VectorQuantizer2(n_embed, embed_dim, beta=0.25)
+        self.quant_conv = torch.nn.Conv2d(ddconfig["z_channels"], embed_dim, 1)
+        self.post_quant_conv = torch.nn.Conv2d(embed_dim, ddconfig["z_channels"], 1)
+
+    def encode(self, x):  # x in [-1, 1], as taming
+        return self.quant_conv(self.encoder(x))
+
+    def decode(self, zq):
+        return self.decoder(self.post_quant_conv(zq))
+
+
+def sobel(x: torch.Tensor) -> torch.Tensor:
+    k = torch.tensor([[1.0, 0, -1], [2, 0, -2], [1, 0, -1]])
+    kx = k.view(1, 1, 3, 3).repeat(3, 1, 1, 1)
+    ky = k.T.contiguous().view(1, 1, 3, 3).repeat(3, 1, 1, 1)
+    return torch.cat([F.conv2d(x, kx, padding=1, groups=3), F.conv2d(x, ky, padding=1, groups=3)], 1)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR (dB) of images in [0, 1]."""
+    mse = ((a - b) ** 2).flatten(1).mean(1).clamp_min(1e-10)
+    return 10 * torch.log10(1.0 / mse)
+
+
+def train_vqgan(args, log: Log) -> dict:
+    torch.manual_seed(args.seed + 1)
+    rng = np.random.default_rng(args.seed + 1)
+    model = TinyVQGAN(VQ_DDCONFIG, VQ_N_EMBED, VQ_EMBED_DIM)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"vqgan params {n_params:,}")
+    emb = model.quantize.embedding.weight
+    emb.requires_grad_(False)  # the codebook follows an EMA of its assigned encoder outputs
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=args.vq_lr, betas=(0.9, 0.99))
+    ema_count = torch.ones(VQ_N_EMBED)
+    ema_sum = torch.zeros(VQ_N_EMBED, VQ_EMBED_DIM)
+    decay = 0.95  # fast-moving EMA: the run is short and the encoder still changes
+    warm = max(30, args.vq_steps // 10)
+    t0 = time.time()
+    for step in range(min(args.vq_steps, args.vq_stop_after or args.vq_steps)):
+        for pg in opt.param_groups:
+            pg["lr"] = cosine_lr(step, args.vq_steps, args.vq_lr, 50)
+        x = images_tensor([S.sample_scene(rng) for _ in range(args.vq_batch)]) * 2 - 1
+        if step < args.vq_steps * 0.8:  # a random 32x32 crop costs a quarter; full images at the end
+            i, j = (int(v) for v in rng.integers(0, 33, 2))
+            x = x[:, :, i:i + 32, j:j + 32]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            z = model.encode(x)
+        z = z.float()
+        flat = z.permute(0, 2, 3, 1).reshape(-1, VQ_EMBED_DIM)
+        if step < warm:  # plain autoencoder first, so the codebook starts from useful features
+            zq, idx = z, torch.zeros(len(flat), dtype=torch.long)
+        else:
+            if step == warm:  # codebook initialised from current encoder outputs (a cheap k-means start)
+                pick = flat[torch.randint(len(flat), (VQ_N_EMBED,))].detach()
+                emb.data.copy_(pick + 0.01 * pick.std() * torch.randn_like(pick))
+                ema_sum.copy_(emb.data)
+                ema_count.fill_(1.0)
+            zq, _, (_, _, idx) = model.quantize(z)
+        commit = F.mse_loss(z, zq.detach())
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            rec = model.decode(zq)
+        rec = rec.float()
+        loss = (F.l1_loss(rec, x) + F.mse_loss(rec, x) + 0.5 * F.l1_loss(sobel(rec), sobel(x))
+                + 0.25 * commit)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step >= warm:
+            with torch.no_grad():  # EMA codebook update + restart of dead codes
+                onehot = F.one_hot(idx.view(-1), VQ_N_EMBED).float()
+                ema_count.mul_(decay).add_(onehot.sum(0), alpha=1 - decay)
+                ema_sum.mul_(decay).add_(onehot.T @ flat.detach(), alpha=1 - decay)
+                n = ema_count.sum()
+                count = (ema_count + 1e-5) / (n + VQ_N_EMBED * 1e-5) * n
+                emb.data.copy_(ema_sum / count[:, None])
+                if step % 10 == 0 and step < args.vq_steps * 0.85:
+                    dead = ema_count < 0.05
+                    if dead.any():  # move unused codes onto encoder outputs seen now
+                        pick = flat[torch.randint(len(flat), (int(dead.sum()),))].detach()
+                        emb.data[dead] = pick
+                        ema_sum[dead] = pick
+                        ema_count[dead] = 1.0
+        if step % 25 == 0 or step == args.vq_steps - 1:
+            used = int(torch.unique(idx).numel())
+            p = psnr((rec.detach() + 1) / 2, (x + 1) / 2).mean().item()
+            log(f"vq step {step} loss {loss.item():.4f} commit {commit.item():.4f} psnr {p:.2f} "
+                f"codes in batch {used} {time.time() - t0:.0f}s")
+        if step % 100 == 99:
+            save_vqgan(model, args)
+    train_s = time.time() - t0
+    metrics = {"params": n_params, "train_seconds": round(train_s, 1), "steps": args.vq_steps,
+               "batch": args.vq_batch, **vqgan_heldout(model, args.seed + 2_000_000, args.eval_n)}
+    log("vqgan held-out", json.dumps(metrics))
+    save_vqgan(model, args)
+    return metrics
+
+
+@torch.no_grad()
+def vqgan_heldout(model: TinyVQGAN, seed: int, n: int) -> dict:
+    """PSNR of quantised reconstructions of `n` held-out 64x64 images, and codes used."""
+    model.eval()
+    x = images_tensor(S.make_scenes(seed, n))
+    zq, _, (_, _, idx) = model.quantize(model.encode(x * 2 - 1))
+    p = psnr(((model.decode(zq) + 1) / 2).clamp(0, 1), x)
+    model.train()
+    return {"psnr_db_mean": round(p.mean().item(), 2), "psnr_db_min": round(p.min().item(), 2),
+            "codes_used_heldout": int(torch.unique(idx).numel())}
+
+
+def eval_vqgan(args, log: Log) -> dict:
+    """Held-out PSNR of the saved <out>/vqgan.safetensors."""
+    from safetensors import safe_open
+
+    with safe_open(str(Path(args.out) / "vqgan.safetensors"), "pt") as f:
+        cfg = json.loads(f.metadata()["config"])
+        sd = {k: f.get_tensor(k).float() for k in f.keys()}
+    model = TinyVQGAN(cfg["ddconfig"], cfg["n_embed"], cfg["embed_dim"])
+    model.load_state_dict(sd)
+    m = vqgan_heldout(model, args.seed + 2_000_000, args.eval_n)
+    log("vqgan held-out", json.dumps(m))
+    return m
+
+
+def eval_clip(args, log: Log) -> dict:
+    """Zero-shot accuracy of the saved <out>/clip, loaded the way users load it."""
+    import open_clip
+
+    d = f"local-dir:{Path(args.out) / 'clip'}"
+    model, _, _ = open_clip.create_model_and_transforms(d)
+    pp = model.visual.preprocess_cfg
+    acc = clip_zero_shot(model, open_clip.get_tokenizer(d), list(pp["mean"]), list(pp["std"]),
+                         seed=args.seed + 1_000_000, n=args.eval_n, bf16=args.bf16)
+    log("clip zero-shot", json.dumps(acc))
+    return {"zero_shot": acc}
+
+
+def save_vqgan(model: TinyVQGAN, args) -> None:
+    """The clipguide-vqgan safetensors format: taming's tensor names, config in the metadata."""
+    from safetensors.torch import save_file
+
+    sd = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
+    if args.vq_fp16:
+        sd = {k: v.half() for k, v in sd.items()}
+    config = {"embed_dim": VQ_EMBED_DIM, "n_embed": VQ_N_EMBED, "ddconfig": VQ_DDCONFIG, "quantizer": "vq"}
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(Path(args.out) / "vqgan.safetensors"),
+              metadata={"format": "clipguide-vqgan", "config": json.dumps(config)})
+
+
+# =========================================================================== judge
+
+def judge_augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Colour is judged from pixels, so the CNN is trained colour-blind: random channel
+    permutations/inversions and jitter, plus noise and blur like a generator's artefacts."""
+    b = x.shape[0]
+    perm = torch.stack([torch.randperm(3, generator=g) for _ in range(b)])
+    x = torch.gather(x, 1, perm[:, :, None, None].expand_as(x))
+    inv = torch.rand(b, 1, 1, 1, generator=g) < 0.3
+    x = torch.where(inv, 1 - x, x)
+    x = x * (0.7 + 0.6 * torch.rand(b, 3, 1, 1, generator=g)) + 0.2 * (torch.rand(b, 3, 1, 1, generator=g) - 0.5)
+    blur = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    x = torch.where(torch.rand(b, 1, 1, 1, generator=g) < 0.4, blur, x)
+    x = x + torch.randn(x.shape, generator=g) * 0.08 * torch.rand(b, 1, 1, 1, generator=g)
+    return x.clamp(0, 1)
+
+
+def train_judge(args, log: Log) -> dict:
+    from safetensors.torch import save_file
+
+    from clipguide.demo.judge import JudgeNet
+
+    torch.manual_seed(args.seed + 7)
+    rng = np.random.default_rng(args.seed + 7)
+    g = torch.Generator().manual_seed(args.seed + 7)
+    net = JudgeNet()
+    n_params = sum(p.numel() for p in net.parameters())
+    log(f"judge params {n_params:,}")
+    opt = torch.optim.AdamW(net.parameters(), lr=args.judge_lr, weight_decay=1e-4)
+    t0 = time.time()
+    for step in range(args.judge_steps):
+        for pg in opt.param_groups:
+            pg["lr"] = cosine_lr(step, args.judge_steps, args.judge_lr, 50)
+        scenes = [S.sample_scene(rng) for _ in range(args.judge_batch)]
+        x = judge_augment(images_tensor(scenes), g)
+        ys = torch.tensor([S.SHAPES.index(s.shape) for s in scenes])
+        yp = torch.tensor([list(S.POSITIONS).index(s.position) for s in scenes])
+        ls, lp = net(x)
+        loss = F.cross_entropy(ls, ys) + F.cross_entropy(lp, yp)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 50 == 0 or step == args.judge_steps - 1:
+            log(f"judge step {step} loss {loss.item():.4f} {time.time() - t0:.0f}s")
+    train_s = time.time() - t0
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().float().contiguous() for k, v in net.state_dict().items()},
+              str(Path(args.out) / "judge.safetensors"), metadata={"format": "clipguide-judge"})
+    from clipguide.demo.judge import Judge
+
+    judge = Judge.load(path=Path(args.out) / "judge.safetensors")
+    scenes = S.make_scenes(args.seed + 3_000_000, args.eval_n)
+    preds = judge.predict(images_tensor(scenes))
+    acc = {f: sum(p[f] == getattr(s, k) for p, s in zip(preds, scenes)) / len(scenes)
+           for f, k in (("shape", "shape"), ("position", "position"), ("shape_colour", "colour"),
+                        ("background", "background"))}
+    metrics = {"params": n_params, "train_seconds": round(train_s, 1), "steps": args.judge_steps,
+               "batch": args.judge_batch, "heldout_accuracy": acc}
+    log("judge held-out", json.dumps(metrics))
+    return metrics
+
+
+# =========================================================================== main
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", choices=["all", "clip", "vqgan", "judge", "eval-clip", "eval-vqgan"], default="all")
+    ap.add_argument("--out", default="weights/demo")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-bf16", dest="bf16", action="store_false", help="disable bf16 autocast")
+    ap.add_argument("--clip-steps", type=int, default=1200)
+    ap.add_argument("--clip-stop-after", type=int, default=0,
+                    help="stop after this many steps of the --clip-steps schedule (0: run it all)")
+    ap.add_argument("--clip-batch", type=int, default=96)
+    ap.add_argument("--clip-lr", type=float, default=2e-3)
+    ap.add_argument("--clip-aux", type=float, default=1.0, help="weight of the auxiliary attribute losses")
+    ap.add_argument("--vq-steps", type=int, default=600)
+    ap.add_argument("--vq-stop-after", type=int, default=0,
+                    help="stop after this many steps of the --vq-steps schedule (0: run it all)")
+    ap.add_argument("--vq-batch", type=int, default=12)
+    ap.add_argument("--vq-lr", type=float, default=1e-3)
+    ap.add_argument("--vq-fp16", action="store_true", help="store the VQGAN in fp16 (half the size)")
+    ap.add_argument("--judge-steps", type=int, default=400)
+    ap.add_argument("--judge-batch", type=int, default=64)
+    ap.add_argument("--judge-lr", type=float, default=2e-3)
+    ap.add_argument("--eval-n", type=int, default=400)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    logs = Path(args.out) / "logs"
+    parts = ["clip", "vqgan", "judge"] if args.part == "all" else [args.part]
+    for part in parts:
+        log = Log(logs / f"{part}.log")
+        log(f"{part}: {' '.join(sys.argv)}  torch {torch.__version__} threads {args.threads}")
+        t0 = time.time()
+        metrics = {"clip": train_clip, "vqgan": train_vqgan, "judge": train_judge,
+                   "eval-clip": eval_clip, "eval-vqgan": eval_vqgan}[part](args, log)
+        metrics["wall_seconds"] = round(time.time() - t0, 1)
+        metrics["args"] = vars(args)
+        (logs / f"{part}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        log(f"{part} done in {metrics['wall_seconds']}s")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()

@@ -1,0 +1,201 @@
+"""Shapes world, the shipped demo models (CLIP, VQGAN, judge) and their on-disk formats."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from clipguide.demo import CLIP_DIR, JUDGE_PATH, VQGAN_PATH
+from clipguide.demo import shapes as S
+
+# --------------------------------------------------------------------------- shapes world
+
+
+def test_same_seed_same_pixels_and_captions():
+    a, ca, sa = S.make_batch(3, 6, 48)
+    b, cb, sb = S.make_batch(3, 6, 48)
+    assert a.dtype == np.uint8 and a.shape == (6, 48, 48, 3)
+    assert np.array_equal(a, b) and ca == cb and sa == sb
+    c, _, _ = S.make_batch(4, 6, 48)
+    assert not np.array_equal(a, c)
+
+
+def test_render_any_size_and_every_option():
+    rng = np.random.default_rng(0)
+    base = S.sample_scene(rng)
+    for shape in S.SHAPES:
+        for size in S.SIZES:
+            img = S.render(S.Scene(shape, "red", size, "centre", "blue"), 32)
+            assert img.shape == (32, 32, 3)
+            # the shape is there: some pixels are (close to) red, the corners are blue
+            assert (np.abs(img.astype(int) - S.COLOURS["red"]).sum(-1) < 10).sum() > 10
+            assert tuple(img[0, 0]) == S.COLOURS["blue"]
+    for position in S.POSITIONS:
+        assert S.render(S.Scene(base.shape, "white", "small", position, "black"), (40, 30)).shape == (30, 40, 3)
+    for background in S.BACKGROUNDS:
+        colour = S.allowed_colours(background)[0]
+        img = S.render(S.Scene("circle", colour, "small", "centre", background), 16)
+        top = S.COLOURS[S.GRADIENTS.get(background, (background,))[0]]
+        assert np.abs(img[0, 0].astype(int) - top).max() <= 20
+
+
+def test_shape_sits_at_its_position():
+    for position, (fx, fy) in S.POSITIONS.items():
+        m = S.shape_mask(S.Scene("circle", "red", "small", position, "blue"), 64)
+        ys, xs = np.nonzero(m > 0.5)
+        assert abs(xs.mean() + 0.5 - fx * 64) < 1.5 and abs(ys.mean() + 0.5 - fy * 64) < 1.5
+
+
+def test_captions_match_scenes():
+    scene = S.Scene("circle", "red", "small", "top left", "blue")
+    assert S.caption(scene) == "a small red circle in the top left on a blue background"
+    assert S.caption(scene, "short") == "a red circle on a blue background"
+    assert S.caption(S.Scene("star", "orange", "large", "centre", "sunset sky"), "placed") == \
+        "an orange star in the centre on a sunset sky background"
+    assert S.caption(scene, "background") == "a blue background"
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        s = S.sample_scene(rng)
+        assert s.colour in S.allowed_colours(s.background)
+        style = S.random_style(rng)
+        text = S.caption(s, style, rng)
+        for field in S.STYLE_FIELDS[style]:
+            value = getattr(s, field)
+            assert value in text or (value == "centre" and ("center" in text or "middle" in text))
+        assert S.compatible(s, style, s)
+        other = S.vary(s, "shape", rng)
+        assert other.shape != s.shape
+        assert S.compatible(other, style, s) == ("shape" not in S.STYLE_FIELDS[style])
+    with pytest.raises(ValueError):
+        S.caption(scene, "poem")
+
+
+# --------------------------------------------------------------------------- judge
+
+
+def test_judge_reads_rendered_images():
+    from clipguide.demo.judge import Judge
+
+    judge = Judge.load("cpu")
+    scenes = [S.Scene("circle", "red", "large", "centre", "blue"),
+              S.Scene("square", "yellow", "large", "top left", "black"),
+              S.Scene("triangle", "white", "large", "bottom right", "sunset sky"),
+              S.Scene("star", "green", "large", "right", "white")]
+    preds = judge.predict(S.to_tensor(S.render_batch(scenes, 64)))
+    for p, s in zip(preds, scenes):
+        assert (p["shape"], p["shape_colour"], p["position"], p["background"]) == \
+            (s.shape, s.colour, s.position, s.background)
+    # any input size is resized; a blank image has no shape colour
+    blank = judge.predict(torch.zeros(1, 3, 96, 96))[0]
+    assert blank["shape_colour"] == "none" and blank["background"] == "black"
+
+
+def test_judge_missing_weights_is_a_user_error(tmp_path):
+    from clipguide.demo.judge import Judge
+    from clipguide.errors import UserError
+
+    with pytest.raises(UserError, match="train_demo"):
+        Judge.load("cpu", tmp_path / "nope.safetensors")
+
+
+# --------------------------------------------------------------------------- CLIP
+
+
+@pytest.fixture(scope="module")
+def demo_clip():
+    import open_clip
+
+    model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{CLIP_DIR}")
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{CLIP_DIR}")
+    return model.eval(), preprocess, tokenizer
+
+
+def test_demo_clip_loads_with_its_own_preprocess(demo_clip):
+    model, preprocess, tokenizer = demo_clip
+    cfg = json.loads((CLIP_DIR / "open_clip_config.json").read_text())
+    pp = cfg["preprocess_cfg"]
+    assert tuple(model.visual.preprocess_cfg["mean"]) == tuple(pp["mean"])
+    assert tuple(model.visual.preprocess_cfg["std"]) == tuple(pp["std"])
+    assert model.visual.image_size == (pp["size"], pp["size"])
+    norm = [t for t in preprocess.transforms if type(t).__name__ == "Normalize"][0]
+    assert tuple(norm.mean) == tuple(pp["mean"]) and tuple(norm.std) == tuple(pp["std"])
+    assert tokenizer(["a red circle"]).shape == (1, cfg["model_cfg"]["text_cfg"]["context_length"])
+
+
+@torch.no_grad()
+def test_demo_clip_ranks_the_right_colour_first(demo_clip):
+    model, _, tokenizer = demo_clip
+    mean = torch.tensor(model.visual.preprocess_cfg["mean"])[:, None, None]
+    std = torch.tensor(model.visual.preprocess_cfg["std"])[:, None, None]
+    cases = [S.Scene("circle", "red", "large", "centre", "blue"),
+             S.Scene("square", "yellow", "large", "left", "black"),
+             S.Scene("star", "white", "large", "top", "green")]
+    x = (S.to_tensor(S.render_batch(cases, 64)) - mean) / std
+    img = torch.nn.functional.normalize(model.encode_image(x), dim=-1)
+    for i, s in enumerate(cases):
+        # background colour, the easiest question
+        opts = [c for c in S.COLOURS if c != s.colour]
+        text = tokenizer([f"a {c} background" if c[0] not in "aeiou" else f"an {c} background" for c in opts])
+        sims = torch.nn.functional.normalize(model.encode_text(text), dim=-1) @ img[i]
+        assert opts[int(sims.argmax())] == s.background
+        # shape colour, with the short caption users type
+        opts = list(S.allowed_colours(s.background))
+        caps = [S.caption(S.Scene(s.shape, c, s.size, s.position, s.background), "short") for c in opts]
+        sims = torch.nn.functional.normalize(model.encode_text(tokenizer(caps)), dim=-1) @ img[i]
+        assert opts[int(sims.argmax())] == s.colour
+
+
+# --------------------------------------------------------------------------- VQGAN
+
+
+def test_demo_vqgan_file_format_and_reconstruction():
+    from safetensors import safe_open
+    from taming.modules.diffusionmodules.model import Decoder, Encoder
+
+    with safe_open(str(VQGAN_PATH), "pt") as f:
+        meta = f.metadata()
+        sd = {k: f.get_tensor(k).float() for k in f.keys()}
+    assert meta["format"] == "clipguide-vqgan"
+    cfg = json.loads(meta["config"])
+    assert cfg["quantizer"] == "vq" and {"embed_dim", "n_embed", "ddconfig"} <= set(cfg)
+    assert sd["quantize.embedding.weight"].shape == (cfg["n_embed"], cfg["embed_dim"])
+    assert not any(k.startswith("loss.") for k in sd)
+    assert {k.split(".")[0] for k in sd} == {"encoder", "decoder", "quant_conv", "post_quant_conv", "quantize"}
+    # taming's own modules take the weights and reconstruct a held-out image well
+    enc, dec = Encoder(**cfg["ddconfig"]), Decoder(**cfg["ddconfig"])
+    enc.load_state_dict({k[8:]: v for k, v in sd.items() if k.startswith("encoder.")})
+    dec.load_state_dict({k[8:]: v for k, v in sd.items() if k.startswith("decoder.")})
+    qc = torch.nn.Conv2d(cfg["ddconfig"]["z_channels"], cfg["embed_dim"], 1)
+    pqc = torch.nn.Conv2d(cfg["embed_dim"], cfg["ddconfig"]["z_channels"], 1)
+    qc.load_state_dict({"weight": sd["quant_conv.weight"], "bias": sd["quant_conv.bias"]})
+    pqc.load_state_dict({"weight": sd["post_quant_conv.weight"], "bias": sd["post_quant_conv.bias"]})
+    x = S.to_tensor(S.render_batch(S.make_scenes(99, 4), 64))
+    with torch.no_grad():
+        z = qc(enc(x * 2 - 1))
+        codes = sd["quantize.embedding.weight"]
+        flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+        zq = codes[torch.cdist(flat, codes).argmin(1)].view(z.shape[0], z.shape[2], z.shape[3], -1)
+        rec = ((dec(pqc(zq.permute(0, 3, 1, 2))) + 1) / 2).clamp(0, 1)
+    mse = ((rec - x) ** 2).mean().item()
+    assert 10 * np.log10(1 / mse) > 20.0
+
+
+def test_demo_vqgan_loads_through_clipguide_loader():
+    vqgan = pytest.importorskip("clipguide.generators.vqgan")
+    if not hasattr(vqgan, "load_vqgan"):
+        pytest.skip("clipguide.generators.vqgan.load_vqgan not written yet")
+    gen = vqgan.load_vqgan(VQGAN_PATH, device="cpu")
+    x = S.to_tensor(S.render_batch(S.make_scenes(98, 4), 64))
+    with torch.no_grad():
+        rec = gen.decode(gen.encode(x))
+    assert rec.shape == x.shape
+    assert 10 * np.log10(1 / ((rec - x) ** 2).mean().item()) > 20.0
+
+
+def test_shipped_demo_weights_are_small():
+    files = [p for p in (CLIP_DIR.parent).rglob("*.safetensors")]
+    assert JUDGE_PATH in files and VQGAN_PATH in files
+    assert sum(p.stat().st_size for p in files) < 10.5 * 2**20
