@@ -39,12 +39,61 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for plain fp32. 'auto' keeps fp32 on CPU (bit-exact reruns)."""
-    if name == "fp32" or (name == "auto" and device.type != "cuda"):
+    """The autocast dtype for a ``--precision`` value, or None for plain fp32.
+
+    'auto': bf16 on CUDA GPUs that support it (else fp16); on a CPU with native bf16 arithmetic
+    (AVX512-BF16 or AMX), bf16 (see benchmarks/RESULTS.md for the speed and loss-curve
+    measurements behind this); fp32 elsewhere (MPS, CPUs that would emulate bf16). ``fp32`` is
+    the setting for reruns that are bit-identical across machines.
+    """
+    if name == "fp32":
         return None
-    if name == "bf16" or (name == "auto" and torch.cuda.is_bf16_supported()):
+    if name == "bf16":
         return torch.bfloat16
-    return torch.float16
+    if name == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU does bf16 arithmetic in hardware (AMX tiles or AVX512-BF16), per torch."""
+    checks = [getattr(torch.cpu, n, None) for n in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return any(bool(check()) for check in checks if check is not None)
+
+
+def prepare_models(generator: Generator, perceptor: Perceptor, device: torch.device, *,
+                   checkpointing: bool = False, channels_last: bool | None = None, compile: bool = False) -> None:
+    """Get the frozen models ready to run fast on ``device`` (in place; safe to call again).
+
+    ``generate`` and the benchmark both call this, so what the benchmark times is what users run.
+    The CLIP vision towers already have their CPU-friendly patch embedding and attention (see
+    :func:`clipguide.perceptor.speed_up_vision_tower`). channels_last (default: on CUDA only, where
+    tensor-core convolutions want it; on this CPU oneDNN measured no gain) applies to the
+    generator's convolution weights. ``compile`` (opt-in: minutes of compiling on a small CPU)
+    compiles the decoder and the CLIP image towers with torch.compile, once per model.
+    """
+    if hasattr(generator, "checkpointing"):
+        generator.checkpointing = checkpointing
+    if channels_last is None:
+        channels_last = device.type == "cuda"
+    if isinstance(generator, torch.nn.Module):
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        for module in generator.modules():
+            if isinstance(module, torch.nn.Conv2d) and module.weight.dim() == 4:
+                module.weight.data = module.weight.data.contiguous(memory_format=fmt)
+    if compile:
+        targets = [m.model.visual for m in perceptor.models]
+        decoder = getattr(generator, "decoder", None)
+        if isinstance(decoder, torch.nn.Module):
+            targets.append(decoder)
+        for module in targets:
+            if not getattr(module, "_clipguide_compiled", False):
+                module.compile()
+                module._clipguide_compiled = True
 
 
 class Session:
@@ -216,9 +265,11 @@ def generate(settings: Settings, callback: engine.Callback | None = None, *, exp
         else:
             latent = generator.init_latent((width, height), generators)
         cutouts = Cutouts(resolved.cutn, resolved.cut_pow, resolved.augments, resolved.noise_fac).to(device)
+        dtype = resolve_precision(resolved.precision, device)
+        prepare_models(generator, perceptor, device, checkpointing=resolved.checkpointing)
         config = engine.LoopConfig(
             steps=resolved.steps, lr=resolved.lr or generator.default_lr, optimizer=resolved.optimizer,
-            init_weight=resolved.init_weight, autocast_dtype=resolve_precision(resolved.precision, device))
+            init_weight=resolved.init_weight, autocast_dtype=dtype)
         outcome = engine.run(generator, perceptor, targets, cutouts, latent, generators, config, callback,
                              init_images if resolved.init_weight else None)
         with torch.no_grad():

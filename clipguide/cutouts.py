@@ -61,6 +61,13 @@ class Cutouts(nn.Module):
 
     def forward(self, images: torch.Tensor, cut_size: int, generators: Sequence[torch.Generator]) -> torch.Tensor:
         """(B,3,H,W) in [0,1] → (B*cutn, 3, cut_size, cut_size), image k's cutouts in rows k*cutn…"""
+        # The crop and the augments always run in fp32, also under bf16/fp16 autocast: kornia's
+        # colour and warp maths divides by small differences, which gave NaN gradients in fp16.
+        # It is a small share of the step; CLIP's autocast takes over again for the embedding.
+        with torch.autocast(images.device.type, enabled=False):
+            return self._cut(images.float(), cut_size, generators)
+
+    def _cut(self, images: torch.Tensor, cut_size: int, generators: Sequence[torch.Generator]) -> torch.Tensor:
         batch, _, height, width = images.shape
         boxes = [self.boxes(width, height, g).to(images.device, images.dtype) for g in generators]
         cutouts = roi_align(images, boxes, output_size=cut_size, aligned=True, sampling_ratio=-1)

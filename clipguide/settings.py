@@ -69,7 +69,9 @@ class Settings:
     class_loss_weight: float = _opt(1.0, "BigGAN: weight of the loss keeping classes sparse.")
 
     device: str = _opt("auto", "Device.", choices=DEVICES)
-    precision: str = _opt("auto", "Numeric precision of the models.", choices=PRECISIONS)
+    precision: str = _opt("auto", "Numeric precision (auto: bf16 on GPUs and bf16-capable CPUs, else fp32).",
+                          choices=PRECISIONS)
+    checkpointing: bool = _opt(False, "Recompute decoder activations in the backward pass: less memory, a little slower.")
     save_every: int = _opt(0, "Keep a frame every N steps (0: only the final image).")
     offline: bool = _opt(False, "Never touch the network; fail with the path of any missing file.")
 

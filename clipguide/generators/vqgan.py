@@ -52,6 +52,9 @@ class VQGANGenerator(nn.Module):
 
     default_lr = 0.1
     fixed_size: tuple[int, int] | None = None
+    #: Recompute the decoder's activations in the backward pass instead of keeping them: one
+    #: more decoder forward per step for a much smaller peak memory (big images on small GPUs).
+    checkpointing: bool = False
 
     def __init__(self, *, embed_dim: int, n_embed: int, ddconfig: Mapping[str, Any], quantizer: str = "vq"):
         super().__init__()
@@ -157,8 +160,39 @@ class VQGANGenerator(nn.Module):
     def decode(self, latent: Latent) -> torch.Tensor:
         z = latent["z"]
         z_q = replace_grad(self.lookup(self.nearest_codes(z)), z)  # snap; gradient goes to z
-        x = self.decoder(self.post_quant_conv(z_q))
+        h = self.post_quant_conv(z_q)
+        x = self._decode_checkpointed(h) if self.checkpointing and torch.is_grad_enabled() else self.decoder(h)
         return clamp_with_grad(x.add(1).div(2), 0.0, 1.0)
+
+    def _decode_checkpointed(self, h: torch.Tensor) -> torch.Tensor:
+        """taming's ``Decoder.forward`` step for step, each block under activation checkpointing.
+
+        Only every block's input is kept; its insides are recomputed during backward, so the peak
+        holds one block's activations instead of the whole decoder's. Same arithmetic, same result.
+        """
+        from torch.utils.checkpoint import checkpoint
+
+        dec = self.decoder
+
+        def run(module, x, *extra):
+            return checkpoint(module, x, *extra, use_reentrant=False)
+
+        h = dec.conv_in(h)
+        h = run(dec.mid.block_1, h, None)
+        h = run(dec.mid.attn_1, h)
+        h = run(dec.mid.block_2, h, None)
+        for i_level in reversed(range(dec.num_resolutions)):
+            level = dec.up[i_level]
+            for i_block in range(dec.num_res_blocks + 1):
+                h = run(level.block[i_block], h, None)
+                if len(level.attn) > 0:
+                    h = run(level.attn[i_block], h)
+            if i_level != 0:
+                h = run(level.upsample, h)
+        if getattr(dec, "give_pre_end", False):
+            return h
+        h = run(_DecoderEnd(dec), h)
+        return torch.tanh(h) if getattr(dec, "tanh_out", False) else h
 
     def project_(self, latent: Latent) -> None:
         """Clamp z in place to the codebook's per-dimension range (the lineage's z_min/z_max)."""
@@ -187,6 +221,18 @@ class VQGANGenerator(nn.Module):
     def lookup(self, idx: torch.Tensor) -> torch.Tensor:
         """(B,embed_dim,h,w) codebook vectors for (B,h,w) indices."""
         return self.codebook[idx].movedim(-1, 1)
+
+
+class _DecoderEnd(nn.Module):
+    """The decoder's last norm → swish → conv, as one checkpointable call (holds no weights itself)."""
+
+    def __init__(self, decoder: nn.Module) -> None:
+        super().__init__()
+        self.__dict__["decoder"] = decoder  # not registered: it is not a submodule of this helper
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.decoder.norm_out(h)
+        return self.decoder.conv_out(h * torch.sigmoid(h))  # taming's nonlinearity()
 
 
 # --------------------------------------------------------------------------- loading
