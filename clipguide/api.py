@@ -133,6 +133,8 @@ class Result:
     steps_done: int
     stopped: bool
     notices: list[str] = field(default_factory=list)
+    #: fields the user set themselves (they beat style overrides); stored so `again` resolves alike
+    explicit: frozenset[str] = frozenset()
 
     def pil(self):
         from .output import to_pil
@@ -144,17 +146,15 @@ class Result:
         import json
 
         from . import __version__
+        from .output import png_metadata
 
         own = self.settings.replace(seed=self.seeds[k], seeds=1)
-        return {
-            "clipguide": json.dumps(to_dict(own), sort_keys=True),
-            "clipguide:resolved": json.dumps(to_dict(self.resolved.replace(seed=self.seeds[k], seeds=1)), sort_keys=True),
-            "clipguide:version": __version__,
-            "clipguide:steps_done": str(self.steps_done),
-            "prompt": self.resolved.prompt,
-            "seed": str(self.seeds[k]),
-            "Software": f"clipguide {__version__}",
-        }
+        chunks = png_metadata(to_dict(own), version=__version__, prompt=self.resolved.prompt, seed=self.seeds[k])
+        chunks["clipguide:resolved"] = json.dumps(to_dict(self.resolved.replace(seed=self.seeds[k], seeds=1)),
+                                                  sort_keys=True)
+        chunks["clipguide:steps_done"] = str(self.steps_done)
+        chunks["clipguide:explicit"] = json.dumps(sorted(self.explicit))
+        return chunks
 
 
 def resolve_size(settings: Settings, generator: Generator, device: torch.device, notify: Notify) -> tuple[int, int]:
@@ -287,7 +287,8 @@ def generate(settings: Settings, callback: engine.Callback | None = None, *, exp
         raise NonFiniteLossError("the generator produced NaN/Inf pixels: try a smaller --lr or --precision fp32")
     if outcome.lr != config.lr:
         note(f"the loss became NaN/Inf; recovered by lowering the lr to {outcome.lr:g}")
-    return Result(images, settings, resolved, seeds, outcome.losses, outcome.steps_done, outcome.stopped, notices)
+    return Result(images, settings, resolved, seeds, outcome.losses, outcome.steps_done, outcome.stopped, notices,
+                  frozenset(explicit))
 
 
 def _load_init(path: str, width: int, height: int, device: torch.device) -> torch.Tensor:

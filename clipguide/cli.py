@@ -217,8 +217,12 @@ def cmd_again(argv: list[str]) -> int:
     if hasattr(ns, "prompt"):
         stored["prompt"] = ns.prompt
     settings, explicit = settings_from_args(ns, stored)
-    # Everything stored was chosen for that image, so it all counts as explicit for presets.
-    return run_and_save(settings, explicit | frozenset(stored), ns)
+    # The fields the user chose back then still beat the style's overrides, as they did.
+    try:
+        chosen = frozenset(json.loads(meta.get("clipguide:explicit", "[]")))
+    except json.JSONDecodeError:
+        chosen = frozenset()
+    return run_and_save(settings, explicit | chosen | {"prompt"}, ns)
 
 
 def cmd_styles(argv: list[str]) -> int:

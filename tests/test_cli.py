@@ -136,3 +136,14 @@ def test_weights_subcommand_lists_the_manifest(capsys):
 def test_styles_subcommand_lists_presets(capsys):
     code, out, _ = run(["styles"], capsys)
     assert code == 0 and "baroque" in out and "unreal engine" in out.lower()
+
+
+def test_again_applies_style_overrides_as_the_first_run_did(tmp_path, model_flags, capsys):
+    """A preset that overrides a setting (pixel art: cut_pow) must resolve the same way on `again`."""
+    code, _, _ = run(["a castle", *model_flags, "--style", "pixel art", "--out", str(tmp_path)], capsys)
+    first = tmp_path / "a-castle-0.png"
+    meta = read_png_metadata(first)
+    assert json.loads(meta["clipguide:resolved"])["cut_pow"] == 0.7
+    assert json.loads(meta["clipguide"])["cut_pow"] == 1.0  # the settings as given: style by name
+    code, _, _ = run(["again", str(first), "--out", str(tmp_path / "again"), "--quiet"], capsys)
+    assert code == 0 and (tmp_path / "again" / "a-castle-0.png").read_bytes() == first.read_bytes()
