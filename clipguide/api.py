@@ -192,9 +192,7 @@ def build_targets(perceptor: Perceptor, prompts: Sequence[Prompt], image_prompts
     images: list[tuple[torch.Tensor, float]] = []
     for spec in image_prompts:
         path, weight = _split_weight(spec)
-        pil = load_image(path)
-        tensor = torch.from_numpy(_to_array(pil)).permute(2, 0, 1)[None].float().div(255)
-        images.append((tensor, weight))
+        images.append((_to_tensor(load_image(path)), weight))
     targets = []
     for model in perceptor.models:
         embeds, weights, stops = [], [], []
@@ -223,10 +221,11 @@ def _split_weight(spec: str) -> tuple[str, float]:
     return spec, 1.0
 
 
-def _to_array(pil):
+def _to_tensor(pil) -> torch.Tensor:
+    """An RGB PIL image as a (1,3,H,W) float tensor in [0,1]."""
     import numpy as np
 
-    return np.asarray(pil.convert("RGB"), dtype=np.uint8).copy()
+    return torch.from_numpy(np.asarray(pil.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)[None].float() / 255
 
 
 def generate(settings: Settings, callback: engine.Callback | None = None, *, explicit: frozenset[str] = frozenset(),
@@ -292,12 +291,9 @@ def generate(settings: Settings, callback: engine.Callback | None = None, *, exp
 
 
 def _load_init(path: str, width: int, height: int, device: torch.device) -> torch.Tensor:
-    from PIL import Image
-
     from .output import load_image
 
-    pil = load_image(path).resize((width, height), Image.LANCZOS)
-    return torch.from_numpy(_to_array(pil)).permute(2, 0, 1)[None].float().div(255).to(device)
+    return _to_tensor(load_image(path, (width, height))).to(device)
 
 
 def _is_oom(e: BaseException) -> bool:

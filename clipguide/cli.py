@@ -24,14 +24,10 @@ from typing import Any
 
 from . import __version__
 from .errors import UserError
-from .settings import Settings, check_limits, from_dict
+from .settings import DEMO_SETTINGS, Settings, check_limits, from_dict
 
 SUBCOMMANDS = ("again", "styles", "compare", "weights", "bench", "ui")
 
-# The offline demo: the shipped shapes-world models at the size they were trained for. Fields the
-# user sets explicitly still win.
-DEMO_SETTINGS: dict[str, Any] = {"generator": "demo", "clip": ("demo",), "size": (64, 64), "steps": 60, "cutn": 16,
-                                 "augments": ("affine", "perspective", "noise"), "lr": 0.15}
 
 
 def _flag(name: str) -> str:
@@ -156,11 +152,12 @@ def run_and_save(settings: Settings, explicit: frozenset[str], ns: argparse.Name
     finally:
         if bar is not None:
             bar.close()
-    for k, image in enumerate(result.pil()):
+    images = result.pil()
+    for k, image in enumerate(images):
         path = output.save_png(image, out_dir, f"{slug}-{result.seeds[k]}", result.metadata(k))
         print(path)
     if video is not None:
-        video.append(result.pil()[0])
+        video.append(images[0])
         video.close()
         print(video.path)
     if result.stopped:

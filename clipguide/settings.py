@@ -84,6 +84,11 @@ class Settings:
         return [self.seed + k for k in range(self.seeds)]
 
 
+# The offline demo: the shipped shapes-world models at the size they were trained for. Fields the
+# user sets explicitly still win.
+DEMO_SETTINGS: dict[str, Any] = {"generator": "demo", "clip": ("demo",), "size": (64, 64), "steps": 60, "cutn": 16,
+                                 "augments": ("affine", "perspective", "noise"), "lr": 0.15}
+
 FIELD_NAMES = tuple(f.name for f in fields(Settings))
 TUPLE_FIELDS = {"image_prompts", "clip", "augments", "classes"}
 
@@ -207,5 +212,5 @@ def validate(s: Settings) -> None:
         raise UserError("at least one CLIP model is needed (--clip NAME/PRETRAINED)")
 
 
-__all__ = ["Settings", "from_dict", "to_dict", "to_json", "validate", "check_limits", "field_help", "FIELD_NAMES",
+__all__ = ["Settings", "from_dict", "to_dict", "to_json", "validate", "check_limits", "field_help", "DEMO_SETTINGS", "FIELD_NAMES",
            "OPTIMIZERS", "AUGMENTS", "DEFAULT_AUGMENTS", "LIMITS"]

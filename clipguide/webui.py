@@ -377,10 +377,10 @@ def build_app(*, limits: Limits | None = None, session=None, generators: Mapping
 
     ``generators``/``clips`` map the names people can choose to the specs the API loads (the
     operator may map a name to a local path; people only ever see and send names). ``demo``
-    preselects the shipped offline demo models and :data:`clipguide.cli.DEMO_SETTINGS`.
+    preselects the shipped offline demo models and :data:`clipguide.settings.DEMO_SETTINGS`.
     """
     from . import api
-    from .cli import DEMO_SETTINGS
+    from .settings import DEMO_SETTINGS
     from .presets import list_styles
 
     limits = limits or Limits()

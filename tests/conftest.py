@@ -7,8 +7,10 @@ loads through exactly the code path a downloaded model takes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,20 @@ def write_tiny_clip(folder: Path, seed: int = 0) -> Path:
     model = open_clip.CLIP(**TINY_CLIP_CFG)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
     return folder
+
+
+@contextlib.contextmanager
+def serve(blocks):
+    """Launch a built web UI on a free 127.0.0.1 port; close it and its temp folder afterwards."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield blocks
+    finally:
+        blocks.close()
+        blocks.clipguide.close()
 
 
 @pytest.fixture(scope="session")

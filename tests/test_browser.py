@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import socket
 from pathlib import Path
 
 import pytest
@@ -33,20 +32,14 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
-    from clipguide import api, webui
-    from clipguide.perceptor import demo_clip_dir
-    from clipguide.weights import data_dir
+    from conftest import serve
 
-    demo_vqgan = data_dir("weights") / "demo" / "vqgan.safetensors"
-    if demo_vqgan.is_file() and (demo_clip_dir() / "open_clip_config.json").is_file():
+    from clipguide import api, webui
+    from clipguide.demo import CLIP_DIR, VQGAN_PATH
+
+    if VQGAN_PATH.is_file() and (CLIP_DIR / "open_clip_config.json").is_file():
         models: dict[str, dict[str, str]] = {"generators": {"demo": "demo"}, "clips": {"demo": "demo"}}
         steps = 30
     else:
@@ -59,12 +52,8 @@ def url(tmp_path_factory):
         steps = 10
     limits = webui.Limits(max_size=64, max_steps=steps, max_seeds=2)
     blocks = webui.build_app(limits=limits, session=api.Session("cpu"), demo=True, **models)
-    blocks.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    try:
+    with serve(blocks):
         yield blocks.local_url
-    finally:
-        blocks.close()
-        blocks.clipguide.close()
 
 
 def test_generate_in_the_browser(url, tmp_path):

@@ -8,7 +8,6 @@ as an operator would map a name to a local checkpoint.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -37,15 +36,9 @@ def generate_args(**changes) -> list:
     return list({**BASE, **changes}.values())
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from conftest import write_tiny_clip
+    from conftest import serve, write_tiny_clip
     from tiny_models import write_tiny_vqgan_safetensors
 
     root = tmp_path_factory.mktemp("webui-models")
@@ -53,12 +46,8 @@ def server(tmp_path_factory):
     vqgan = write_tiny_vqgan_safetensors(root / "vqgan.safetensors")
     blocks = webui.build_app(limits=LIMITS, session=api.Session("cpu"), generators={"tiny": str(vqgan)},
                              clips={"tiny": str(clip)})
-    blocks.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    try:
+    with serve(blocks):
         yield blocks
-    finally:
-        blocks.close()
-        blocks.clipguide.close()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..settings import Settings
+from ..settings import DEMO_SETTINGS, Settings
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,6 @@ class TaskResult:
 
 def demo_settings(**overrides) -> Settings:
     """The CLI's ``--demo`` settings, so the measurement is of what users get."""
-    from ..cli import DEMO_SETTINGS
-
     return Settings(prompt="", device="cpu", **{**DEMO_SETTINGS, **overrides})
 
 
