@@ -32,13 +32,17 @@ def main(argv: list[str] | None = None) -> int:
                       progress=lambda m: print(f"  {m}", file=sys.stderr))
     seconds = time.perf_counter() - start
     print(format_table(results))
+    if "position" in results:  # the stricter reading: exactly the named position "left" / "right"
+        r = results["position"]
+        exact = sum(v["position"] == asked for (asked, _, _), v in zip(r.judged, r.verdicts))
+        print(f"\nposition, exact named position (not top/bottom left or right): {exact}/{r.runs} = {exact / r.runs:.0%}")
     images = sum(r.runs for r in results.values())
     print(f"\n{images} images at {base.size[0]}x{base.size[1]}, {base.steps} steps, cutn {base.cutn}: "
           f"{seconds:.0f} s ({seconds / images:.2f} s per image, batches of {args.seeds})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({name: {"hits": r.hits, "runs": r.runs, "paired_hits": r.paired_hits, "seeds": r.seeds,
-                              "verdicts": r.judged} for name, r in results.items()}, f, indent=2)
+                              "judged": r.judged, "verdicts": r.verdicts} for name, r in results.items()}, f, indent=2)
     return 0
 
 

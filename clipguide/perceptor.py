@@ -254,7 +254,8 @@ def speed_up_vision_tower(model: torch.nn.Module) -> int:
         return 0
     changed = 0
     for module in visual.modules():
-        if type(module) is torch.nn.Conv2d and module.stride == module.kernel_size and module.groups == 1 \
+        # only real patch embeddings: a 1x1 convolution (ResNet towers) already has a fast kernel
+        if type(module) is torch.nn.Conv2d and module.stride == module.kernel_size != (1, 1) and module.groups == 1 \
                 and module.padding == (0, 0) and module.dilation == (1, 1) and module.padding_mode == "zeros":
             module.__class__ = PatchEmbedConv
             changed += 1

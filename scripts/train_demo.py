@@ -34,14 +34,24 @@ import torch.nn.functional as F
 from clipguide.demo import shapes as S
 
 CLIP_NAME = "clipguide-demo-shapes"
-CLIP_CFG = {
-    "embed_dim": 64,
+CLIP_CFGS = {
     # 64 px in 8 px patches: an 8x8 token grid, fine enough for nine positions and four shapes.
-    "vision_cfg": {"image_size": 64, "patch_size": 8, "width": 96, "layers": 3, "head_width": 32,
-                   "mlp_ratio": 2.0, "pool_type": "avg"},
-    # The standard open_clip tokenizer (49408 tokens); a narrow text tower keeps the file small.
-    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2,
-                 "mlp_ratio": 2.0},
+    "vit": {
+        "embed_dim": 64,
+        "vision_cfg": {"image_size": 64, "patch_size": 8, "width": 96, "layers": 3, "head_width": 32,
+                       "mlp_ratio": 2.0, "pool_type": "avg"},
+        # The standard open_clip tokenizer (49408 tokens); a narrow text tower keeps the file small.
+        "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2,
+                     "mlp_ratio": 2.0},
+    },
+    # open_clip's ModifiedResNet (the RN50 family) at width 16: 64 px -> a 2x2 map read by attention
+    # pooling with a position embedding.
+    "resnet": {
+        "embed_dim": 64,
+        "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 16, "head_width": 32},
+        "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2,
+                     "mlp_ratio": 2.0},
+    },
 }
 # taming normalises with GroupNorm(32 groups): at 32 channels every channel is normalised on its own
 # over the whole image, which erases the absolute level of flat colours (the probe's washed-out
@@ -84,23 +94,70 @@ def shapes_mean_std(seed: int = 12345, n: int = 2000) -> tuple[list[float], list
     return [round(v, 3) for v in x.mean((0, 2, 3)).tolist()], [round(v, 3) for v in x.std((0, 2, 3)).tolist()]
 
 
-def build_clip():
+def build_clip(cfg: dict):
     import open_clip
 
     with tempfile.TemporaryDirectory() as d:
-        (Path(d) / f"{CLIP_NAME}.json").write_text(json.dumps(CLIP_CFG))
+        (Path(d) / f"{CLIP_NAME}.json").write_text(json.dumps(cfg))
         open_clip.add_model_config(d)
     model = open_clip.create_model(CLIP_NAME)
     tok = open_clip.get_tokenizer(CLIP_NAME)
     return model, tok
 
 
-def clip_batch(rng: np.random.Generator, n: int):
+# Images that are not one shape, as negatives: gradient ascent through the loop otherwise satisfies
+# "a red circle" with many red blobs on a mottled ground (VQGAN+CLIP's "many circles"), because a
+# CLIP that has only ever seen one shape per image has no reason to score that lower. Clutter (many
+# shapes) and noise (blotches of colour, like the loop's random start) get captions of their own and
+# values outside the scene fields, so that no single-shape caption is true of them.
+_EXTRA = {"shape": ("many", "none"), "colour": ("mixed",), "size": ("mixed",), "position": ("everywhere",),
+          "background": ("noise",)}
+_TRAIN_OPTIONS = {f: tuple(_OPTIONS[f]) + _EXTRA[f] for f in FIELDS}
+_NOISE_CAPTIONS = ("noise", "random noise", "a noisy pattern", "a random pattern", "blotches of colour")
+
+
+def clutter_image(rng: np.random.Generator, size: int = 64) -> tuple[np.ndarray, dict, str, tuple[str, ...]]:
+    """3-8 smaller shapes scattered over a plain or gradient background."""
+    base = S.sample_scene(rng)
+    img = S.background_image(base.background, size)
+    colours = rng.choice(S.allowed_colours(base.background), size=int(rng.integers(1, 4)))
+    for _ in range(int(rng.integers(3, 9))):
+        shape = S.Scene(shape=str(rng.choice(S.SHAPES)), colour=str(rng.choice(colours)), size="small",
+                        position="centre", background=base.background, dx=float(rng.uniform(-0.42, 0.42)),
+                        dy=float(rng.uniform(-0.42, 0.42)), scale=float(rng.uniform(0.35, 1.0)),
+                        angle=float(rng.uniform(0, 90)))
+        m = S.shape_mask(shape, size)[..., None]
+        img = img * (1 - m) + np.array(S.COLOURS[shape.colour], dtype=float) * m
+    attrs = {"shape": "many", "colour": "mixed", "size": "mixed", "position": "everywhere",
+             "background": base.background}
+    background = S.caption(base, "background", rng)
+    kind = int(rng.integers(3))
+    caption, mentions = [(f"many shapes on {background}", ("shape", "background")),
+                         (str(rng.choice(["many shapes", "lots of shapes", "a pattern of shapes"])), ("shape",)),
+                         (background, ("background",))][kind]
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8), attrs, caption, mentions
+
+
+def noise_image(rng: np.random.Generator, size: int = 64) -> tuple[np.ndarray, dict, str, tuple[str, ...]]:
+    """Blotches of 2-4 named colours from a smooth random field."""
+    k, grid = int(rng.integers(2, 5)), int(rng.integers(3, 13))
+    palette = np.array([S.COLOURS[c] for c in rng.choice(list(S.COLOURS), size=k, replace=False)], dtype=np.float32)
+    field = F.interpolate(torch.from_numpy(rng.normal(size=(1, k, grid, grid)).astype(np.float32)), size=(size, size),
+                          mode="bicubic", align_corners=False)
+    weights = (field * float(rng.uniform(2.0, 8.0))).softmax(1)[0]  # soft regions, sharper or blurrier
+    img = torch.einsum("khw,kc->hwc", weights, torch.from_numpy(palette)).numpy()
+    attrs = {"shape": "none", "colour": "mixed", "size": "mixed", "position": "everywhere", "background": "noise"}
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8), attrs, str(rng.choice(_NOISE_CAPTIONS)), ("background",)
+
+
+def clip_batch(rng: np.random.Generator, n: int, n_clutter: int = 0, n_noise: int = 0):
     """Groups of 4 scenes that differ in one field each (shape, position, then one more), so the
-    contrastive loss cannot rely on colour alone. Captions get random styles; `target[i, j]` marks
-    every caption j that is true of image i (not only the diagonal)."""
-    scenes, styles, caps = [], [], []
-    for _ in range(n // 4):
+    contrastive loss cannot rely on colour alone, then `n_clutter` clutter and `n_noise` noise images.
+    Captions get random styles; `target[i, j]` marks every caption j that is true of image i (not
+    only the diagonal). Returns uint8 images (N, H, W, 3), captions, target, attribute indices, and
+    which fields each caption mentions."""
+    images, attrs, caps, mentions = [], [], [], []
+    for _ in range((n - n_clutter - n_noise) // 4):
         base = S.sample_scene(rng)
         extra = str(rng.choice(["colour", "background", "size", "shape", "position"]))
         group = [base, S.vary(base, "shape", rng), S.vary(base, "position", rng), S.vary(base, extra, rng)]
@@ -109,25 +166,58 @@ def clip_batch(rng: np.random.Generator, n: int):
                                              if k in ("dx", "dy", "scale", "angle")}}) for g in group]
         for g in group:
             st = S.random_style(rng)
-            scenes.append(g)
-            styles.append(st)
+            images.append(S.render(g))
+            attrs.append({f: getattr(g, f) for f in FIELDS})
             caps.append(S.caption(g, st, rng))
-    attrs = np.array([[_OPTIONS[f].index(getattr(s, f)) for f in FIELDS] for s in scenes])
-    mention = np.array([[f in S.STYLE_FIELDS[st] for f in FIELDS] for st in styles])
-    same = attrs[:, None, :] == attrs[None, :, :]  # (image i, caption j, field)
+            mentions.append(S.STYLE_FIELDS[st])
+    for make, count in ((clutter_image, n_clutter), (noise_image, n_noise)):
+        for _ in range(count):
+            img, a, c, m = make(rng)
+            images.append(img)
+            attrs.append(a)
+            caps.append(c)
+            mentions.append(m)
+    idx = np.array([[_TRAIN_OPTIONS[f].index(a[f]) for f in FIELDS] for a in attrs])
+    mention = np.array([[f in m for f in FIELDS] for m in mentions])
+    same = idx[:, None, :] == idx[None, :, :]  # (image i, caption j, field)
     target = np.all(same | ~mention[None, :, :], axis=-1)
-    return scenes, caps, torch.from_numpy(target.astype(np.float32)), torch.from_numpy(attrs), \
+    return np.stack(images), caps, torch.from_numpy(target.astype(np.float32)), torch.from_numpy(idx), \
         torch.from_numpy(mention)
 
 
-def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Mild, position-preserving augmentation: pixel noise and a slight blur on some images."""
+def augment(x: torch.Tensor, g: torch.Generator, loop_augments=None) -> torch.Tensor:
+    """Pixel noise and a slight blur on some images; with `loop_augments` (the generation loop's own
+    kornia affine/perspective, which shift a shape by at most ~10% of the side, less than the
+    distance between two named positions) the CLIP learns to read what its cutouts will show."""
     b = x.shape[0]
+    if loop_augments is not None:
+        x = loop_augments(x)
     noise = torch.randn(x.shape, generator=g) * 0.03 * (torch.rand(b, 1, 1, 1, generator=g) < 0.5)
     blur = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
     use_blur = torch.rand(b, 1, 1, 1, generator=g) < 0.25
     x = torch.where(use_blur, 0.5 * x + 0.5 * blur, x)
     return (x + noise).clamp(0, 1)
+
+
+def adversarial(model, x01: torch.Tensor, tokens: torch.Tensor, target: torch.Tensor, m_t, s_t, eps: float,
+                g: torch.Generator, bf16: bool) -> torch.Tensor:
+    """One FGSM step from a random start inside the L-inf ball of radius `eps` ("fast adversarial
+    training", Wong et al. 2020) against the contrastive loss.
+
+    Why: generation is gradient ascent on CLIP's image-text similarity. A CLIP that is only
+    accurate answers that ascent with adversarial texture (the first shapes-world runs drew noise
+    that this CLIP called "a red circle"); a CLIP that is also robust to small perturbations has
+    input gradients that look like the thing asked for (Santurkar et al. 2019), so the loop draws
+    shapes."""
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        txt = F.normalize(model.encode_text(tokens).float(), dim=-1)
+    delta = ((torch.rand(x01.shape, generator=g) * 2 - 1) * eps).requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        img = F.normalize(model.encode_image(((x01 + delta).clamp(0, 1) - m_t) / s_t).float(), dim=-1)
+    loss = soft_clip_loss(model.logit_scale.exp().detach() * img @ txt.T, target)
+    (grad,) = torch.autograd.grad(loss, delta)
+    delta = (delta.detach() + 1.25 * eps * grad.sign()).clamp(-eps, eps)
+    return (x01 + delta).clamp(0, 1)
 
 
 def soft_clip_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -184,7 +274,8 @@ def train_clip(args, log: Log) -> dict:
     rng = np.random.default_rng(args.seed)
     g = torch.Generator().manual_seed(args.seed)
     mean, std = shapes_mean_std()
-    model, tok = build_clip()
+    cfg = CLIP_CFGS[args.clip_arch]
+    model, tok = build_clip(cfg)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"clip params {n_params:,}  mean {mean} std {std}")
     with torch.no_grad():
@@ -192,14 +283,15 @@ def train_clip(args, log: Log) -> dict:
         # against the patch embeddings: in short runs the tower then stays position-blind
         # (position at chance in the probe and in our first two runs; a position-only probe of
         # the tower: chance at std 0.1, 97% after 200 steps at std 1). So start it at std ~1.
-        model.visual.positional_embedding.mul_(10.0)
+        if hasattr(model.visual, "positional_embedding"):  # the ViT's (ResNet's sits in its attnpool)
+            model.visual.positional_embedding.mul_(10.0)
         # a sharper start than 1/0.07: a short run cannot wait for the temperature to grow
         model.logit_scale.fill_(math.log(25.0))
     # Auxiliary linear heads (training only, not shipped): both embeddings must say which shape,
     # position, colour... an image/caption shows. Contrastive learning alone picks up colour
     # first and, in a short run, leaves shape and position near chance (the probe; our first run).
     heads = torch.nn.ModuleDict({
-        side: torch.nn.ModuleList([torch.nn.Linear(CLIP_CFG["embed_dim"], len(_OPTIONS[f])) for f in FIELDS])
+        side: torch.nn.ModuleList([torch.nn.Linear(cfg["embed_dim"], len(_TRAIN_OPTIONS[f])) for f in FIELDS])
         for side in ("image", "text")})
     named = list(model.named_parameters()) + list(heads.named_parameters())
     decay = [p for n, p in named if p.ndim >= 2 and "embedding" not in n]
@@ -207,14 +299,23 @@ def train_clip(args, log: Log) -> dict:
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.clip_lr, betas=(0.9, 0.98), eps=1e-6)
     m_t, s_t = torch.tensor(mean)[:, None, None], torch.tensor(std)[:, None, None]
+    loop_augments = None
+    if args.clip_loop_augments:
+        from clipguide.cutouts import build_augments
+
+        loop_augments = build_augments(("affine", "perspective"))
     t0 = time.time()
     for step in range(min(args.clip_steps, args.clip_stop_after or args.clip_steps)):
         for pg in opt.param_groups:
             pg["lr"] = cosine_lr(step, args.clip_steps, args.clip_lr, 100)
-        scenes, caps, target, attrs, mention = clip_batch(rng, args.clip_batch)
-        x = (augment(images_tensor(scenes), g) - m_t) / s_t
+        images, caps, target, attrs, mention = clip_batch(rng, args.clip_batch, args.clip_clutter, args.clip_noise)
+        x01 = augment(S.to_tensor(images), g, loop_augments)
+        tokens = tok(caps)
+        if args.clip_adv_eps > 0:
+            x01 = adversarial(model, x01, tokens, target, m_t, s_t, args.clip_adv_eps / 255, g, args.bf16)
+        x = (x01 - m_t) / s_t
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-            img, txt, scale = model(x, tok(caps))
+            img, txt, scale = model(x, tokens)
             logits = scale.float() * img.float() @ txt.float().T
         loss = soft_clip_loss(logits, target)
         aux, aux_acc = 0.0, []
@@ -236,22 +337,22 @@ def train_clip(args, log: Log) -> dict:
             log(f"clip step {step} loss {loss.item():.4f} scale {scale.item():.1f} "
                 f"image-head acc {dict(zip(FIELDS, aux_acc))} {time.time() - t0:.0f}s")
         if step % 100 == 99:
-            save_clip(model, mean, std, Path(args.out) / "clip")
+            save_clip(model, cfg, mean, std, Path(args.out) / "clip")
     train_s = time.time() - t0
-    save_clip(model, mean, std, Path(args.out) / "clip")
+    save_clip(model, cfg, mean, std, Path(args.out) / "clip")
     acc = clip_zero_shot(model, tok, mean, std, seed=args.seed + 1_000_000, n=args.eval_n, bf16=args.bf16)
     log("clip zero-shot", json.dumps(acc))
     return {"params": n_params, "train_seconds": round(train_s, 1), "steps": args.clip_steps,
             "batch": args.clip_batch, "zero_shot": acc, "mean": mean, "std": std}
 
 
-def save_clip(model, mean, std, out: Path) -> None:
+def save_clip(model, cfg: dict, mean, std, out: Path) -> None:
     """open_clip's hub layout, loadable with create_model_and_transforms("local-dir:<out>")."""
     from safetensors.torch import save_file
 
     out.mkdir(parents=True, exist_ok=True)
-    cfg = {"model_cfg": CLIP_CFG,
-           "preprocess_cfg": {"mean": mean, "std": std, "size": CLIP_CFG["vision_cfg"]["image_size"],
+    cfg = {"model_cfg": cfg,
+           "preprocess_cfg": {"mean": mean, "std": std, "size": cfg["vision_cfg"]["image_size"],
                               "interpolation": "bicubic", "resize_mode": "shortest"}}
     (out / "open_clip_config.json").write_text(json.dumps(cfg, indent=2) + "\n")
     # fp16 on disk halves the file (the 49408-token embedding dominates); open_clip casts on load.
@@ -493,11 +594,18 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-bf16", dest="bf16", action="store_false", help="disable bf16 autocast")
-    ap.add_argument("--clip-steps", type=int, default=1200)
+    ap.add_argument("--clip-steps", type=int, default=1500)
     ap.add_argument("--clip-stop-after", type=int, default=0,
                     help="stop after this many steps of the --clip-steps schedule (0: run it all)")
     ap.add_argument("--clip-batch", type=int, default=96)
     ap.add_argument("--clip-lr", type=float, default=2e-3)
+    ap.add_argument("--clip-arch", choices=sorted(CLIP_CFGS), default="resnet")
+    ap.add_argument("--clip-clutter", type=int, default=12, help="clutter images (many shapes) per batch")
+    ap.add_argument("--clip-noise", type=int, default=8, help="noise images (colour blotches) per batch")
+    ap.add_argument("--clip-loop-augments", action=argparse.BooleanOptionalAction, default=True,
+                    help="also train under the loop's affine/perspective augments")
+    ap.add_argument("--clip-adv-eps", type=float, default=8.0,
+                    help="adversarial training radius in 0-255 pixel units (0: off)")
     ap.add_argument("--clip-aux", type=float, default=1.0, help="weight of the auxiliary attribute losses")
     ap.add_argument("--vq-steps", type=int, default=600)
     ap.add_argument("--vq-stop-after", type=int, default=0,

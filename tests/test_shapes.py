@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,6 +94,23 @@ def test_judge_reads_rendered_images():
     assert blank["shape_colour"] == "none" and blank["background"] == "black"
 
 
+def test_judge_names_the_colour_most_shape_pixels_have():
+    from clipguide.demo.judge import shape_colour_name
+
+    # a red shape and a few blue specks on white: red, not the purple a per-channel median gives
+    img = S.render(S.Scene("circle", "red", "large", "centre", "white")).astype(float)
+    img[5:10, 20:30] = S.COLOURS["blue"]
+    img[50:55, 40:46] = S.COLOURS["blue"]
+    assert shape_colour_name(img) == "red"
+    img[20:44, 20:44] = S.COLOURS["blue"]  # now blue covers more than red does
+    assert shape_colour_name(img) == "blue"
+    # a blue shape on a white ground mottled with a pale tint over a bigger area than the shape:
+    # the pale pixels stand out from white but are named white, the ground's colour, so they do not count
+    img = S.render(S.Scene("circle", "blue", "small", "centre", "white")).astype(float)
+    img[8:56:2, 4:60] = (190, 205, 240)
+    assert shape_colour_name(img) == "blue"
+
+
 def test_judge_missing_weights_is_a_user_error(tmp_path):
     from clipguide.demo.judge import Judge
     from clipguide.errors import UserError
@@ -119,7 +137,8 @@ def test_demo_clip_loads_with_its_own_preprocess(demo_clip):
     pp = cfg["preprocess_cfg"]
     assert tuple(model.visual.preprocess_cfg["mean"]) == tuple(pp["mean"])
     assert tuple(model.visual.preprocess_cfg["std"]) == tuple(pp["std"])
-    assert model.visual.image_size == (pp["size"], pp["size"])
+    # a ViT tower keeps (H, W), a ModifiedResNet (the shipped one) an int
+    assert model.visual.image_size in ((pp["size"], pp["size"]), pp["size"])
     norm = [t for t in preprocess.transforms if type(t).__name__ == "Normalize"][0]
     assert tuple(norm.mean) == tuple(pp["mean"]) and tuple(norm.std) == tuple(pp["std"])
     assert tokenizer(["a red circle"]).shape == (1, cfg["model_cfg"]["text_cfg"]["context_length"])
@@ -198,4 +217,24 @@ def test_demo_vqgan_loads_through_clipguide_loader():
 def test_shipped_demo_weights_are_small():
     files = [p for p in (CLIP_DIR.parent).rglob("*.safetensors")]
     assert JUDGE_PATH in files and VQGAN_PATH in files
-    assert sum(p.stat().st_size for p in files) < 10.5 * 2**20
+    # the 49 408-token embedding of the standard tokenizer is 6.3 MB of the CLIP file
+    assert sum(p.stat().st_size for p in files) < 13 * 2**20
+
+
+def test_training_script_runs_the_shipped_clip_recipe(tmp_path):
+    """Two steps of the CLIP part with its shipped defaults (ResNet tower, clutter and noise
+    negatives, loop augments, adversarial batches) write a CLIP that clipguide loads."""
+    import importlib.util
+
+    from clipguide.perceptor import load_clip
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "train_demo.py"
+    spec = importlib.util.spec_from_file_location("train_demo", path)
+    train_demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_demo)
+    train_demo.main(["--part", "clip", "--clip-steps", "2", "--clip-batch", "32", "--eval-n", "4",
+                     "--out", str(tmp_path)])
+    metrics = json.loads((tmp_path / "logs" / "clip.json").read_text())
+    assert metrics["args"]["clip_arch"] == "resnet" and metrics["args"]["clip_adv_eps"] > 0
+    clip = load_clip(str(tmp_path / "clip"), "cpu")
+    assert clip.input_size == 64

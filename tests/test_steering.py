@@ -2,7 +2,8 @@
 
 Paired prompts on the same seeds; the judge reads pixels. The benchmark
 (`python benchmarks/steering.py`) reports every task on many seeds; this test asserts a safe floor
-for what the demo models reliably do (background colour: 100% over 32 seeds in the benchmark).
+for what the demo models reliably do (benchmark, 32 seeds: background colour 98%, shape colour 88%;
+shape and position do not steer yet, see weights/demo/MODEL_CARD.md).
 """
 
 import pytest
@@ -17,6 +18,12 @@ def test_background_colour_follows_the_prompt():
     result = measure(["background"], n_seeds=4, first_seed=0)["background"]
     assert result.runs == 8
     assert result.hits >= 7, result.judged  # red vs blue, same seeds
+
+
+def test_shape_colour_follows_the_prompt():
+    result = measure(["colour"], n_seeds=4, first_seed=0)["colour"]
+    # 5/8 on these seeds here; the judge names one of 7 colours, so chance is about 1 in 7
+    assert result.hits >= 4, result.judged
 
 
 def test_tasks_are_paired_prompts_that_differ_in_one_attribute():

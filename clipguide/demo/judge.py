@@ -44,9 +44,14 @@ class JudgeNet(nn.Module):
         return self.shape_head(h), self.position_head(h)
 
 
+def nearest_colour_index(pixels: np.ndarray) -> np.ndarray:
+    """Index into the named colours of the nearest one to each of `pixels` (N, 3)."""
+    return ((pixels[:, None, :] - _RGB[None]) ** 2).sum(-1).argmin(1)
+
+
 def nearest_colour(rgb: np.ndarray) -> str:
     """Name of the named colour closest to `rgb` (0-255)."""
-    return _NAMES[int(np.argmin(((_RGB - rgb) ** 2).sum(1)))]
+    return _NAMES[int(nearest_colour_index(np.asarray(rgb, dtype=float).reshape(1, 3))[0])]
 
 
 def _row_background(img: np.ndarray, band: int = 3) -> np.ndarray:
@@ -85,14 +90,27 @@ def background_name(img: np.ndarray) -> str:
     return nearest_colour(np.median(ring, axis=0))
 
 
-def shape_colour_name(img: np.ndarray) -> str:
-    """Colour name of the pixels that stand out from the local background, or "none"."""
+def shape_colour_name(img: np.ndarray, background: str | None = None) -> str:
+    """The named colour most of the pixels that stand out from the local background have, or "none".
+
+    Each pixel is named first and the names are counted: a per-channel median of a red shape and
+    blue specks would be purple, a colour that is nowhere in the image. Pixels named like the
+    background (`background`, default: read from the border) do not count: the shapes world never
+    draws a shape in its background's colour, and on a mottled ground those pixels are ground."""
     bg = _row_background(img)
     dist = np.linalg.norm(img - bg[:, None, :], axis=-1)
-    fg = dist > FG_THRESHOLD
-    if fg.sum() < 0.01 * fg.size:
+    names = nearest_colour_index(img[dist > FG_THRESHOLD])
+    background = background or background_name(img)
+    ground = GRADIENTS.get(background, (background,))
+    names = names[~np.isin(names, [_NAMES.index(c) for c in ground if c in _NAMES])]
+    if len(names) < 0.01 * dist.size:
         return "none"
-    return nearest_colour(np.median(img[fg], axis=0))
+    return _NAMES[int(np.bincount(names, minlength=len(_NAMES)).argmax())]
+
+
+def side_of(position: str) -> str:
+    """The horizontal third of a named position: "top left" and "bottom left" are on the left."""
+    return "left" if "left" in position else "right" if "right" in position else "centre"
 
 
 class Judge:
@@ -117,7 +135,8 @@ class Judge:
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> list[dict]:
         """`images` (B, 3, H, W) in [0, 1] -> one dict per image with keys shape, shape_colour,
-        position, background, and shape_p / position_p (the CNN's probabilities of its answers)."""
+        position (one of the nine), side (left / centre / right), background, and shape_p /
+        position_p (the CNN's probabilities of its answers)."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
         x = images.detach().float().clamp(0, 1).to(self.device)
@@ -129,11 +148,13 @@ class Judge:
         out = []
         for i in range(x.shape[0]):
             s, p = int(ps[i].argmax()), int(pp[i].argmax())
+            background = background_name(pixels[i])
             out.append({
                 "shape": SHAPES[s],
-                "shape_colour": shape_colour_name(pixels[i]),
+                "shape_colour": shape_colour_name(pixels[i], background),
                 "position": list(POSITIONS)[p],
-                "background": background_name(pixels[i]),
+                "side": side_of(list(POSITIONS)[p]),
+                "background": background,
                 "shape_p": float(ps[i, s]),
                 "position_p": float(pp[i, p]),
             })

@@ -10,7 +10,7 @@ attribute its prompt asked for.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..settings import DEMO_SETTINGS, Settings
 
@@ -36,7 +36,9 @@ TASKS: dict[str, Task] = {
         ("circle", "a yellow circle on a black background"),
         ("square", "a yellow square on a black background"),
     )),
-    "position": Task("position", "position", (
+    # "left vs right": the side the shape is on, whatever its height (the judge's nine positions
+    # also separate "top left" from "left"; the benchmark reports that stricter reading as well)
+    "position": Task("position", "side", (
         ("left", "a yellow circle on the left on a black background"),
         ("right", "a yellow circle on the right on a black background"),
     )),
@@ -51,6 +53,7 @@ class TaskResult:
     paired_hits: int  # seeds where both prompts of the pair were right
     seeds: int
     judged: list[tuple[str, str, int]]  # (asked for, judge said, seed)
+    verdicts: list[dict] = field(default_factory=list)  # the judge's whole answer, same order
 
     @property
     def rate(self) -> float:
@@ -81,17 +84,18 @@ def measure(tasks: Sequence[str] = tuple(TASKS), n_seeds: int = 8, first_seed: i
     for name in tasks:
         task = TASKS[name]
         correct: dict[int, int] = {s: 0 for s in seeds}
-        judged = []
+        judged, verdicts = [], []
         for expected, prompt in task.options:
             result = api.generate(base.replace(prompt=prompt, seed=seeds[0], seeds=len(seeds)), session=session)
             for seed, verdict in zip(result.seeds, judge.predict(result.images)):
                 judged.append((expected, verdict[task.attribute], seed))
+                verdicts.append(verdict)
                 correct[seed] += verdict[task.attribute] == expected
             if progress:
                 progress(f"{name}: {prompt!r} done")
         hits = sum(1 for e, said, _ in judged if e == said)
         paired = sum(1 for s in seeds if correct[s] == len(task.options))
-        results[name] = TaskResult(name, hits, len(judged), paired, len(seeds), judged)
+        results[name] = TaskResult(name, hits, len(judged), paired, len(seeds), judged, verdicts)
     return results
 
 
