@@ -28,7 +28,8 @@ import secrets
 import subprocess
 import tempfile
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -396,23 +397,10 @@ def read_png_metadata(path: Path) -> dict[str, str]:
     def fail(reason: str) -> UserError:
         return UserError(f"{path} is not a PNG made by clipguide: {reason}")
 
-    if not path.exists():
-        raise fail("no such file")
-    if path.is_dir():
-        raise fail("it is a folder")
-    try:
-        with Image.open(path) as im:
-            if im.format != "PNG":
-                raise fail(f"it is a {im.format} image")
-            return {str(k): str(v) for k, v in im.text.items()}  # .text also reads chunks after the pixels
-    except UserError:
-        raise
-    except UnidentifiedImageError:
-        raise fail("not an image file") from None
-    except PermissionError:
-        raise fail("permission denied") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise fail(f"the file is damaged ({exc})") from None
+    with _open_image(path, fail) as im:
+        if im.format != "PNG":
+            raise fail(f"it is a {im.format} image")
+        return {str(k): str(v) for k, v in im.text.items()}  # .text also reads chunks after the pixels
 
 
 def load_image(path: str | Path, size: tuple[int, int] | None = None) -> Image.Image:
@@ -431,38 +419,42 @@ def load_image(path: str | Path, size: tuple[int, int] | None = None) -> Image.I
     def fail(reason: str) -> UserError:
         return UserError(f"cannot read image {path}: {reason}")
 
+    with _open_image(path, fail) as im:
+        limit = Image.MAX_IMAGE_PIXELS
+        width, height = im.size
+        if limit is not None and width * height > limit:
+            raise fail(f"{width}x{height} pixels is more than the safety limit of {limit} "
+                       "(a possible decompression bomb); use a smaller image")
+        im = ImageOps.exif_transpose(im)
+        im.load()
+        rgb = _flatten_to_rgb(im)
+    if size is not None and rgb.size != tuple(size):
+        rgb = rgb.resize((int(size[0]), int(size[1])), Image.Resampling.LANCZOS)
+    return rgb
+
+
+@contextmanager
+def _open_image(path: Path, fail: Callable[[str], UserError]) -> Iterator[Image.Image]:
+    """``Image.open(path)``, with every way opening or reading it can fail (in the ``with`` body
+    too) turned into one line from ``fail(reason)``."""
     if not path.exists():
         raise fail("no such file; check the path")
     if path.is_dir():
         raise fail("it is a folder, not an image file")
     try:
         with Image.open(path) as im:
-            limit = Image.MAX_IMAGE_PIXELS
-            width, height = im.size
-            if limit is not None and width * height > limit:
-                raise fail(
-                    f"{width}x{height} pixels is more than the safety limit of {limit} "
-                    "(a possible decompression bomb); use a smaller image"
-                )
-            im = ImageOps.exif_transpose(im)
-            im.load()
-            rgb = _flatten_to_rgb(im)
+            yield im
     except UserError:
         raise
     except Image.DecompressionBombError:
-        raise fail(
-            f"it has more pixels than the safety limit of {Image.MAX_IMAGE_PIXELS} "
-            "(a possible decompression bomb); use a smaller image"
-        ) from None
+        raise fail(f"it has more pixels than the safety limit of {Image.MAX_IMAGE_PIXELS} "
+                   "(a possible decompression bomb); use a smaller image") from None
     except UnidentifiedImageError:
         raise fail("not an image file (Pillow cannot identify its format)") from None
     except PermissionError:
         raise fail("permission denied") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise fail(f"the file is damaged or truncated ({exc})") from None
-    if size is not None and rgb.size != tuple(size):
-        rgb = rgb.resize((int(size[0]), int(size[1])), Image.Resampling.LANCZOS)
-    return rgb
 
 
 def _flatten_to_rgb(im: Image.Image) -> Image.Image:
