@@ -2,6 +2,7 @@
 
     python benchmarks/steering.py --seeds 32            # the figures in weights/demo/MODEL_CARD.md
     python benchmarks/steering.py --seeds 8 --tasks colour,shape --steps 100
+    python benchmarks/steering.py --init mean --lr 0.3 --steps 90   # the start that steers position
 
 Prints a table and, with --json, writes every verdict.
 """
@@ -14,6 +15,7 @@ import sys
 import time
 
 from clipguide.demo.steering import TASKS, demo_settings, format_table, measure
+from clipguide.settings import INITS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,9 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--first-seed", type=int, default=1000, help="first seed (default 1000: away from test seeds)")
     p.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: " + ", ".join(TASKS))
     p.add_argument("--steps", type=int, default=None, help="override the demo's steps")
+    p.add_argument("--lr", type=float, default=None, help="override the demo's learning rate")
+    p.add_argument("--init", choices=INITS, default=None, help="override the demo's start (random codes or 'mean')")
     p.add_argument("--json", default=None, help="write the verdicts here")
     args = p.parse_args(argv)
-    overrides = {"steps": args.steps} if args.steps else {}
+    overrides = {k: v for k, v in (("steps", args.steps), ("lr", args.lr), ("init", args.init)) if v is not None}
     base = demo_settings(**overrides)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     start = time.perf_counter()
@@ -37,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         exact = sum(v["position"] == asked for (asked, _, _), v in zip(r.judged, r.verdicts))
         print(f"\nposition, exact named position (not top/bottom left or right): {exact}/{r.runs} = {exact / r.runs:.0%}")
     images = sum(r.runs for r in results.values())
-    print(f"\n{images} images at {base.size[0]}x{base.size[1]}, {base.steps} steps, cutn {base.cutn}: "
+    print(f"\n{images} images at {base.size[0]}x{base.size[1]}, {base.steps} steps, lr {base.lr:g}, init {base.init}, "
+          f"cutn {base.cutn}: "
           f"{seconds:.0f} s ({seconds / images:.2f} s per image, batches of {args.seeds})")
     if args.json:
         with open(args.json, "w") as f:

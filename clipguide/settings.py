@@ -19,6 +19,7 @@ AUGMENTS = ("affine", "perspective", "jitter", "erasing", "noise", "flip", "shar
 DEFAULT_AUGMENTS = ("affine", "perspective", "jitter", "erasing", "noise")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+INITS = ("random", "mean")
 
 # Sizes are validated against these unless the user raises them explicitly (--no-limits);
 # they are the sizes past which a run would not finish or fit on the hardware users have.
@@ -42,6 +43,9 @@ class Settings:
     negative: str = _opt("", "Extra negative prompts, '|' separated (each weighted -1).")
     image_prompts: tuple[str, ...] = _opt((), "Image files to steer toward (path or path:weight).")
     init_image: str | None = _opt(None, "Start from this image instead of random latents.")
+    init: str = _opt("random", "Start without an init image: 'random' (random codebook codes; BigGAN noise) or "
+                     "'mean' (VQGAN: the codebook's mean plus noise, so the prompt rather than the seed "
+                     "places the subject).", choices=INITS)
     init_weight: float = _opt(0.0, "Keep the result close to the init image (MSE weight, decays over the run).")
 
     generator: str = _opt("vqgan_imagenet_f16_16384", "Generator: a manifest name, 'demo', or a local checkpoint path.")
@@ -208,6 +212,8 @@ def validate(s: Settings) -> None:
         raise unknown("device", s.device, DEVICES)
     if s.precision not in PRECISIONS:
         raise unknown("precision", s.precision, PRECISIONS)
+    if s.init not in INITS:
+        raise unknown("init", s.init, INITS)
     for a in s.augments:
         if a not in AUGMENTS:
             raise unknown("augment", a, AUGMENTS)
@@ -215,5 +221,5 @@ def validate(s: Settings) -> None:
         raise UserError("at least one CLIP model is needed (--clip NAME/PRETRAINED)")
 
 
-__all__ = ["Settings", "from_dict", "to_dict", "to_json", "validate", "check_limits", "field_help", "DEMO_SETTINGS", "FIELD_NAMES",
+__all__ = ["Settings", "from_dict", "to_dict", "to_json", "validate", "check_limits", "field_help", "DEMO_SETTINGS", "FIELD_NAMES", "INITS",
            "OPTIMIZERS", "AUGMENTS", "DEFAULT_AUGMENTS", "LIMITS"]

@@ -594,7 +594,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-bf16", dest="bf16", action="store_false", help="disable bf16 autocast")
-    ap.add_argument("--clip-steps", type=int, default=1500)
+    ap.add_argument("--clip-steps", type=int, default=2400)
     ap.add_argument("--clip-stop-after", type=int, default=0,
                     help="stop after this many steps of the --clip-steps schedule (0: run it all)")
     ap.add_argument("--clip-batch", type=int, default=96)
@@ -606,7 +606,7 @@ def main(argv=None) -> None:
                     help="also train under the loop's affine/perspective augments")
     ap.add_argument("--clip-adv-eps", type=float, default=8.0,
                     help="adversarial training radius in 0-255 pixel units (0: off)")
-    ap.add_argument("--clip-aux", type=float, default=1.0, help="weight of the auxiliary attribute losses")
+    ap.add_argument("--clip-aux", type=float, default=2.0, help="weight of the auxiliary attribute losses")
     ap.add_argument("--vq-steps", type=int, default=600)
     ap.add_argument("--vq-stop-after", type=int, default=0,
                     help="stop after this many steps of the --vq-steps schedule (0: run it all)")

@@ -308,3 +308,6 @@ def test_cli_end_to_end_big_sleep_mode(folder, tiny_clip_dir, tmp_path, capsys):
     capsys.readouterr()
     assert main(["a cat", *flags, "--size", "64", "64", "--out", str(tmp_path / "bad")]) == 2
     assert f"only makes {RES}x{RES}" in capsys.readouterr().err
+    assert main(["a cat", *flags, "--init", "mean", "--out", str(tmp_path / "bad-init")]) == 2
+    assert "init 'mean' needs a VQGAN" in capsys.readouterr().err
+    assert not list((tmp_path / "bad-init").glob("*.png"))

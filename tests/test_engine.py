@@ -111,6 +111,16 @@ def test_init_image_starts_near_it(tiny, session, tmp_path):
     assert result.images.shape == (1, 3, 32, 32)
 
 
+def test_mean_start_is_reproducible_and_differs_from_random(tiny, session):
+    mean_start = api.generate(tiny.replace(init="mean", seed=3, steps=2), session=session)
+    again = api.generate(tiny.replace(init="mean", seed=3, steps=2), session=session)
+    random = api.generate(tiny.replace(seed=3, steps=2), session=session)
+    assert torch.equal(mean_start.images, again.images) and not torch.equal(mean_start.images, random.images)
+    assert mean_start.settings.init == "mean"
+    with pytest.raises(UserError, match="unknown init 'centre'"):
+        api.generate(tiny.replace(init="centre"), session=session)
+
+
 def test_size_is_rounded_with_a_notice(tiny, session):
     notices = []
     result = api.generate(tiny.replace(size=(31, 33), steps=1), session=session, notify=notices.append)

@@ -39,6 +39,10 @@ __all__ = [
 #: ``format`` metadata value of clipguide's VQGAN safetensors files.
 FORMAT = "clipguide-vqgan"
 
+#: Spread of the ``mean`` start: Gaussian noise of this many codebook standard deviations per z
+#: dimension around the codebook's mean (measured on the demo models: weights/demo/MODEL_CARD.md).
+MEAN_START_NOISE = 1.0
+
 # taming's model.target → quantizer kind. Matched on the class name so forks that vendor taming
 # under another package (``image_synthesis.taming.models.vqgan.GumbelVQ``) load too.
 _TARGETS = {"VQModel": "vq", "GumbelVQ": "gumbel"}
@@ -143,6 +147,25 @@ class VQGANGenerator(nn.Module):
         for g in generators:
             idx = torch.randint(self.n_embed, (h * w,), generator=g, device=g.device).to(book.device)
             rows.append(book[idx].T.reshape(self.embed_dim, h, w))
+        return {"z": torch.stack(rows).detach().clone()}
+
+    def mean_latent(self, size: tuple[int, int], generators: Sequence[torch.Generator]) -> Latent:
+        """The codebook's mean vector at every position plus Gaussian noise; image k's noise only
+        from ``generators[k]``.
+
+        Random codes start from confetti in which every patch already has a colour: the run mostly
+        recolours the patches that happen to be near the prompt's colours, so the seed, not the
+        prompt, decides where the subject ends up. Around the mean no code is favoured and the first
+        gradients decide the layout; the noise keeps many codes within reach, which a flat picture's
+        codes (tried first) did not: from a plain dark start a red ground never appeared.
+        """
+        self.check_size(size)
+        f = self.size_multiple
+        book = self.codebook
+        centre = book.mean(0).view(-1, 1, 1).expand(-1, size[1] // f, size[0] // f)
+        spread = book.std(0).view(-1, 1, 1)
+        rows = [centre + MEAN_START_NOISE * spread * torch.randn(centre.shape, generator=g, device=g.device).to(book)
+                for g in generators]
         return {"z": torch.stack(rows).detach().clone()}
 
     def encode(self, images: torch.Tensor) -> Latent:
