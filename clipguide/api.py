@@ -261,10 +261,8 @@ def generate(settings: Settings, callback: engine.Callback | None = None, *, exp
             init_images = _load_init(resolved.init_image, width, height, device).expand(len(seeds), -1, -1, -1)
             with torch.no_grad():
                 latent = generator.encode(init_images)
-        elif resolved.init == "mean":
-            latent = _mean_latent(generator, (width, height), generators)
         else:
-            latent = generator.init_latent((width, height), generators)
+            latent = generator.init_latent((width, height), generators, resolved.init)
         cutouts = Cutouts(resolved.cutn, resolved.cut_pow, resolved.augments, resolved.noise_fac).to(device)
         dtype = resolve_precision(resolved.precision, device)
         prepare_models(generator, perceptor, device, checkpointing=resolved.checkpointing)
@@ -290,13 +288,6 @@ def generate(settings: Settings, callback: engine.Callback | None = None, *, exp
         note(f"the loss became NaN/Inf; recovered by lowering the lr to {outcome.lr:g}")
     return Result(images, settings, resolved, seeds, outcome.losses, outcome.steps_done, outcome.stopped, notices,
                   frozenset(explicit))
-
-
-def _mean_latent(generator, size: tuple[int, int], generators: list[torch.Generator]) -> dict[str, torch.Tensor]:
-    """The ``init: mean`` start; only VQGANs have one (BigGAN has no codebook: it starts from noise)."""
-    if not hasattr(generator, "mean_latent"):
-        raise UserError("init 'mean' needs a VQGAN generator; BigGAN starts from noise: use --init random")
-    return generator.mean_latent(size, generators)
 
 
 def _load_init(path: str, width: int, height: int, device: torch.device) -> torch.Tensor:

@@ -218,14 +218,14 @@ def test_init_latent_rows_depend_only_on_their_own_generator(tiny):
 
 def test_mean_start_is_the_codebook_mean_plus_per_seed_noise(tiny, monkeypatch):
     size = (32, 32)
-    batch = tiny.mean_latent(size, [torch.Generator().manual_seed(s) for s in (7, 8)])["z"]
-    single = tiny.mean_latent(size, [torch.Generator().manual_seed(8)])["z"]
+    batch = tiny.init_latent(size, [torch.Generator().manual_seed(s) for s in (7, 8)], "mean")["z"]
+    single = tiny.init_latent(size, [torch.Generator().manual_seed(8)], "mean")["z"]
     assert batch.shape == (2, tiny.embed_dim, 16, 16)
     assert torch.equal(batch[1], single[0]) and not torch.equal(batch[0], batch[1])
     per_dim = batch.movedim(1, -1).reshape(-1, tiny.embed_dim)
     assert torch.allclose(per_dim.std(0), tiny.codebook.std(0) * vqgan.MEAN_START_NOISE, rtol=0.25)
     monkeypatch.setattr(vqgan, "MEAN_START_NOISE", 0.0)
-    still = tiny.mean_latent(size, [torch.Generator().manual_seed(7)])["z"]
+    still = tiny.init_latent(size, [torch.Generator().manual_seed(7)], "mean")["z"]
     assert torch.allclose(still, tiny.codebook.mean(0).view(1, -1, 1, 1).expand_as(still))
 
 

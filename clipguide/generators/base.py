@@ -26,8 +26,11 @@ class Generator(Protocol):
     #: Fixed output size (BigGAN) or None when any multiple of size_multiple works.
     fixed_size: tuple[int, int] | None
 
-    def init_latent(self, size: tuple[int, int], generators: Sequence[torch.Generator]) -> Latent:
-        """Random starting latents, row k drawn only from ``generators[k]``. size = (width, height)."""
+    def init_latent(self, size: tuple[int, int], generators: Sequence[torch.Generator], start: str = "random") -> Latent:
+        """Starting latents, row k drawn only from ``generators[k]``. size = (width, height).
+
+        ``start`` is the ``init`` setting: "random" (every generator) or "mean" (generators with a
+        codebook); a generator raises UserError for a start it does not have."""
         ...
 
     def encode(self, images: torch.Tensor) -> Latent:

@@ -231,12 +231,14 @@ class BigGANGenerator(nn.Module):
         return (torch.tanh(x.float()) + 1) / 2  # BigGAN makes [-1, 1]
 
     # ------------------------------------------------------------------ protocol
-    def init_latent(self, size: tuple[int, int], generators: Sequence[torch.Generator]) -> Latent:
+    def init_latent(self, size: tuple[int, int], generators: Sequence[torch.Generator], start: str = "random") -> Latent:
         """Big Sleep's start: noise ~ N(0, 1), class logits ~ N(-3.9, 0.3); row k from generators[k]."""
         if tuple(size) != self.fixed_size:
             res = self.size_multiple
             raise UserError(f"this BigGAN makes {res}x{res} images only, not {size[0]}x{size[1]}; "
                             f"set size to {res}x{res}")
+        if start != "random":  # no codebook to start from the mean of
+            raise UserError(f"init {start!r} needs a VQGAN generator; BigGAN starts from noise: use --init random")
         noise, logits = [], []
         for gen in generators:
             n = torch.randn(self.num_layers, self.z_dim, generator=gen, device=gen.device)

@@ -134,13 +134,16 @@ class VQGANGenerator(nn.Module):
             raise UserError(f"size {w}x{h} must be a multiple of {f} for this VQGAN; try {tw}x{th}")
 
     # ------------------------------------------------------------------ Generator protocol
-    def init_latent(self, size: tuple[int, int], generators: Sequence[torch.Generator]) -> Latent:
-        """Random codebook rows per position; image k uses only ``generators[k]``.
+    def init_latent(self, size: tuple[int, int], generators: Sequence[torch.Generator], start: str = "random") -> Latent:
+        """Random codebook rows per position ("random") or the codebook's mean plus noise ("mean",
+        see :meth:`_mean_start`); image k uses only ``generators[k]``.
 
         Indexing the codebook gives exactly what the lineage's ``one_hot(randint) @ codebook``
         gives, without the (positions × n_embed) matrix.
         """
         self.check_size(size)
+        if start == "mean":
+            return self._mean_start(size, generators)
         w, h = size[0] // self.size_multiple, size[1] // self.size_multiple
         book = self.codebook
         rows = []
@@ -149,7 +152,7 @@ class VQGANGenerator(nn.Module):
             rows.append(book[idx].T.reshape(self.embed_dim, h, w))
         return {"z": torch.stack(rows).detach().clone()}
 
-    def mean_latent(self, size: tuple[int, int], generators: Sequence[torch.Generator]) -> Latent:
+    def _mean_start(self, size: tuple[int, int], generators: Sequence[torch.Generator]) -> Latent:
         """The codebook's mean vector at every position plus Gaussian noise; image k's noise only
         from ``generators[k]``.
 
@@ -159,7 +162,6 @@ class VQGANGenerator(nn.Module):
         gradients decide the layout; the noise keeps many codes within reach, which a flat picture's
         codes (tried first) did not: from a plain dark start a red ground never appeared.
         """
-        self.check_size(size)
         f = self.size_multiple
         book = self.codebook
         centre = book.mean(0).view(-1, 1, 1).expand(-1, size[1] // f, size[0] // f)
