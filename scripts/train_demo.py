@@ -311,7 +311,7 @@ def train_clip(args, log: Log) -> dict:
         images, caps, target, attrs, mention = clip_batch(rng, args.clip_batch, args.clip_clutter, args.clip_noise)
         x01 = augment(S.to_tensor(images), g, loop_augments)
         tokens = tok(caps)
-        if args.clip_adv_eps > 0:
+        if args.clip_adv_eps > 0 and step >= args.clip_adv_from:
             x01 = adversarial(model, x01, tokens, target, m_t, s_t, args.clip_adv_eps / 255, g, args.bf16)
         x = (x01 - m_t) / s_t
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
@@ -606,6 +606,8 @@ def main(argv=None) -> None:
                     help="also train under the loop's affine/perspective augments")
     ap.add_argument("--clip-adv-eps", type=float, default=8.0,
                     help="adversarial training radius in 0-255 pixel units (0: off)")
+    ap.add_argument("--clip-adv-from", type=int, default=0,
+                    help="first adversarial step: the steps before it are clean, so shape is learned first")
     ap.add_argument("--clip-aux", type=float, default=2.0, help="weight of the auxiliary attribute losses")
     ap.add_argument("--vq-steps", type=int, default=600)
     ap.add_argument("--vq-stop-after", type=int, default=0,

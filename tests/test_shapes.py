@@ -232,7 +232,8 @@ def test_training_script_runs_the_shipped_clip_recipe(tmp_path):
     spec = importlib.util.spec_from_file_location("train_demo", path)
     train_demo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(train_demo)
-    train_demo.main(["--part", "clip", "--clip-steps", "2", "--clip-batch", "32", "--eval-n", "4",
+    # step 0 clean, step 1 adversarial: both kinds of batch run
+    train_demo.main(["--part", "clip", "--clip-steps", "2", "--clip-adv-from", "1", "--clip-batch", "32", "--eval-n", "4",
                      "--out", str(tmp_path)])
     metrics = json.loads((tmp_path / "logs" / "clip.json").read_text())
     assert metrics["args"]["clip_arch"] == "resnet" and metrics["args"]["clip_adv_eps"] > 0
