@@ -607,7 +607,7 @@ def main(argv=None) -> None:
     ap.add_argument("--clip-adv-eps", type=float, default=8.0,
                     help="adversarial training radius in 0-255 pixel units (0: off)")
     ap.add_argument("--clip-adv-from", type=int, default=0,
-                    help="first adversarial step: the steps before it are clean, so shape is learned first")
+                    help="first adversarial step; the steps before it are clean (shape is only learned in clean steps: MODEL_CARD run 12)")
     ap.add_argument("--clip-aux", type=float, default=2.0, help="weight of the auxiliary attribute losses")
     ap.add_argument("--vq-steps", type=int, default=600)
     ap.add_argument("--vq-stop-after", type=int, default=0,

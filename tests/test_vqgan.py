@@ -227,6 +227,8 @@ def test_mean_start_is_the_codebook_mean_plus_per_seed_noise(tiny, monkeypatch):
     monkeypatch.setattr(vqgan, "MEAN_START_NOISE", 0.0)
     still = tiny.init_latent(size, [torch.Generator().manual_seed(7)], "mean")["z"]
     assert torch.allclose(still, tiny.codebook.mean(0).view(1, -1, 1, 1).expand_as(still))
+    with pytest.raises(UserError, match="unknown init 'centre'"):
+        tiny.init_latent(size, [torch.Generator().manual_seed(7)], "centre")
 
 
 def test_encode_inverts_decode_on_an_invertible_model():

@@ -144,6 +144,8 @@ class VQGANGenerator(nn.Module):
         self.check_size(size)
         if start == "mean":
             return self._mean_start(size, generators)
+        if start != "random":  # validate() refuses these; a direct caller gets the same answer
+            raise UserError(f"unknown init {start!r}: use 'random' or 'mean'")
         w, h = size[0] // self.size_multiple, size[1] // self.size_multiple
         book = self.codebook
         rows = []
