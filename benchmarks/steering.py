@@ -3,6 +3,7 @@
     python benchmarks/steering.py --seeds 32            # the figures in weights/demo/MODEL_CARD.md
     python benchmarks/steering.py --seeds 8 --tasks colour,shape --steps 100
     python benchmarks/steering.py --init mean --lr 0.3 --steps 90   # the start that steers position
+    python benchmarks/steering.py --clip runs/clip --clip demo      # a candidate CLIP (here with the shipped one)
 
 Prints a table and, with --json, writes every verdict.
 """
@@ -15,6 +16,7 @@ import sys
 import time
 
 from clipguide.demo.steering import TASKS, demo_settings, format_table, measure
+from clipguide.errors import UserError
 from clipguide.settings import INITS
 
 
@@ -26,14 +28,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None, help="override the demo's steps")
     p.add_argument("--lr", type=float, default=None, help="override the demo's learning rate")
     p.add_argument("--init", choices=INITS, default=None, help="override the demo's start (random codes or 'mean')")
+    p.add_argument("--clip", action="append", default=None,
+                   help="guide with this CLIP instead of the shipped one ('demo', or a folder that "
+                        "scripts/train_demo.py wrote); repeat for an ensemble")
     p.add_argument("--json", default=None, help="write the verdicts here")
     args = p.parse_args(argv)
     overrides = {k: v for k, v in (("steps", args.steps), ("lr", args.lr), ("init", args.init)) if v is not None}
+    if args.clip:
+        overrides["clip"] = tuple(args.clip)
     base = demo_settings(**overrides)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if unknown := [t for t in tasks if t not in TASKS]:
+        p.error(f"unknown task {unknown[0]!r}: choose from {', '.join(TASKS)}")
     start = time.perf_counter()
-    results = measure(tasks, args.seeds, args.first_seed, base=base,
-                      progress=lambda m: print(f"  {m}", file=sys.stderr))
+    try:
+        results = measure(tasks, args.seeds, args.first_seed, base=base,
+                          progress=lambda m: print(f"  {m}", file=sys.stderr))
+    except UserError as e:  # e.g. a --clip folder that is not there
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     seconds = time.perf_counter() - start
     print(format_table(results))
     if "position" in results:  # the stricter reading: exactly the named position "left" / "right"
@@ -42,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nposition, exact named position (not top/bottom left or right): {exact}/{r.runs} = {exact / r.runs:.0%}")
     images = sum(r.runs for r in results.values())
     print(f"\n{images} images at {base.size[0]}x{base.size[1]}, {base.steps} steps, lr {base.lr:g}, init {base.init}, "
-          f"cutn {base.cutn}: "
+          f"cutn {base.cutn}, CLIP {', '.join(base.clip)}: "
           f"{seconds:.0f} s ({seconds / images:.2f} s per image, batches of {args.seeds})")
     if args.json:
         with open(args.json, "w") as f:

@@ -38,7 +38,7 @@ import gradio as gr
 
 from . import __version__
 from .errors import UserError, unknown
-from .settings import AUGMENTS, LIMITS, Settings, field_help, from_dict, to_dict
+from .settings import AUGMENTS, INITS, LIMITS, Settings, field_help, from_dict, to_dict
 
 #: CLIP models offered besides the demo (open_clip NAME/PRETRAINED tags); the operator can replace them.
 DEFAULT_CLIPS = ("ViT-B-32/openai", "ViT-B-16/openai", "RN50/openai", "ViT-L-14/openai")
@@ -203,7 +203,7 @@ class _WebApp:
     # ------------------------------------------------------------------ settings
     def settings(self, prompt: str, style: str, generator: str, clip: Sequence[str] | str, width: float,
                  height: float, steps: float, seed: float, seeds: float, cutn: float, cut_pow: float,
-                 lr: float | None, augments: Sequence[str], init_image: str | None = None,
+                 lr: float | None, augments: Sequence[str], init: str = "random", init_image: str | None = None,
                  image_prompts: Sequence[Any] | None = None) -> tuple[Settings, frozenset[str]]:
         """Settings from widget values, checked against the caps; also the names the user changed."""
         if generator not in self.generators:
@@ -218,7 +218,7 @@ class _WebApp:
             "prompt": prompt or "", "style": style or "none", "generator": self.generators[generator],
             "clip": tuple(self.clips[c] for c in clip), "size": (width, height), "steps": steps, "seed": seed,
             "seeds": seeds, "cutn": cutn, "cut_pow": cut_pow, "lr": lr if lr else None,
-            "augments": tuple(augments or ()),
+            "augments": tuple(augments or ()), "init": init or "random",
         }
         if init_image:
             values["init_image"] = check_upload(init_image, self.limits, "the init image")
@@ -243,14 +243,15 @@ class _WebApp:
 
     # ------------------------------------------------------------------ generate
     def generate(self, prompt, style, generator, clip, width, height, steps, seed, seeds, cutn, cut_pow, lr,
-                 augments, init_image, image_prompts, history, request=None) -> Iterator[tuple]:
+                 augments, init, init_image, image_prompts, history, request=None) -> Iterator[tuple]:
         """Stream (preview, status, gallery, history) while the API runs in a worker thread."""
         history = list(history or [])
         flag = self._flag(request)
         try:
             try:
                 settings, explicit = self.settings(prompt, style, generator, clip, width, height, steps, seed,
-                                                   seeds, cutn, cut_pow, lr, augments, init_image, image_prompts)
+                                                   seeds, cutn, cut_pow, lr, augments, init, init_image,
+                                                   image_prompts)
             except UserError as e:
                 raise _gr_error(e) from None
             if flag.is_set():
@@ -325,7 +326,7 @@ class _WebApp:
 
     # ------------------------------------------------------------------ compare
     def compare(self, prompt, styles, seeds, seed, generator, clip, width, height, steps, cutn, cut_pow, lr,
-                augments, request=None, progress=None) -> tuple:
+                augments, init, request=None, progress=None) -> tuple:
         """Run every style over the same seeds: (grid, metrics table, plot, report files)."""
         from .compare import METRIC_NAMES, run_compare
 
@@ -338,7 +339,7 @@ class _WebApp:
                 if int(seeds) < 2:
                     raise UserError("compare needs at least 2 seeds per style to measure diversity")
                 settings, explicit = self.settings(prompt, "none", generator, clip, width, height, steps, seed,
-                                                   seeds, cutn, cut_pow, lr, augments)
+                                                   seeds, cutn, cut_pow, lr, augments, init)
                 self.check_styles(settings, explicit | {"seeds"}, styles)
                 out_dir = Path(tempfile.mkdtemp(prefix="compare-", dir=self.session_dir(request)))
                 position = {"item": 0, "total": len(styles) + 1}
@@ -466,23 +467,24 @@ def build_app(*, limits: Limits | None = None, session=None, generators: Mapping
                 lr = gr.Number(value=base.lr, minimum=0, label="Learning rate", info=info("lr"))
             augments = gr.CheckboxGroup(list(meta["augments"].get("choices", AUGMENTS)), value=list(base.augments),
                                         label="Augmentations", info=info("augments"))
+            init = gr.Radio(list(INITS), value=base.init, label="Start", info=info("init"))
             with gr.Row():
                 init_image = gr.Image(type="filepath", label="Init image", sources=["upload", "clipboard"],
                                       format="png")
                 image_prompts = gr.File(file_count="multiple", file_types=["image"], type="filepath",
                                         label="Image prompts", height=160)
 
-        settings_inputs = [generator, clip, width, height, steps, seed, seeds, cutn, cut_pow, lr, augments]
+        settings_inputs = [generator, clip, width, height, steps, seed, seeds, cutn, cut_pow, lr, augments, init]
 
         def run_generate(prompt, style, generator, clip, width, height, steps, seed, seeds, cutn, cut_pow, lr,
-                         augments, init_image, image_prompts, history, request: gr.Request):
+                         augments, init, init_image, image_prompts, history, request: gr.Request):
             yield from app.generate(prompt, style, generator, clip, width, height, steps, seed, seeds, cutn,
-                                    cut_pow, lr, augments, init_image, image_prompts, history, request)
+                                    cut_pow, lr, augments, init, init_image, image_prompts, history, request)
 
         def run_compare(prompt, styles, seeds, seed, generator, clip, width, height, steps, cutn, cut_pow, lr,
-                        augments, request: gr.Request, progress=gr.Progress()):
+                        augments, init, request: gr.Request, progress=gr.Progress()):
             return app.compare(prompt, styles, seeds, seed, generator, clip, width, height, steps, cutn, cut_pow,
-                               lr, augments, request, progress)
+                               lr, augments, init, request, progress)
 
         def arm(request: gr.Request) -> None:
             app.arm(request)
@@ -501,7 +503,7 @@ def build_app(*, limits: Limits | None = None, session=None, generators: Mapping
         stop.click(do_stop, None, status, queue=False, api_name="stop", show_progress="hidden")
         c_run.click(arm, None, None, queue=False, api_visibility="private").then(
             run_compare, [c_prompt, c_styles, c_seeds, seed, generator, clip, width, height, steps, cutn, cut_pow,
-                          lr, augments],
+                          lr, augments, init],
             [c_grid, c_table, c_plot, c_files], api_name="compare", concurrency_limit=1, concurrency_id="device")
         blocks.unload(forget)
     blocks.queue(default_concurrency_limit=1, max_size=32)

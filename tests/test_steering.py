@@ -6,6 +6,10 @@ for what the demo models reliably do (benchmark, 32 seeds: background colour 95%
 position 91% from the codebook-mean start; shape does not steer yet, see weights/demo/MODEL_CARD.md).
 """
 
+import importlib.util
+import json
+from pathlib import Path
+
 import pytest
 
 from clipguide.demo import VQGAN_PATH
@@ -39,3 +43,27 @@ def test_tasks_are_paired_prompts_that_differ_in_one_attribute():
     for task in TASKS.values():
         (a, prompt_a), (b, prompt_b) = task.options
         assert a != b and prompt_a.replace(a, b, 1) == prompt_b
+
+
+def _benchmark():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "steering.py"
+    spec = importlib.util.spec_from_file_location("steering_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_measures_a_chosen_clip_and_refuses_a_missing_one(tmp_path, capsys):
+    bench = _benchmark()
+    out = tmp_path / "verdicts.json"
+    assert bench.main(["--seeds", "1", "--tasks", "background", "--steps", "2", "--clip", "demo",
+                       "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| background | " in printed and "CLIP demo:" in printed
+    assert json.loads(out.read_text())["background"]["runs"] == 2
+    assert bench.main(["--seeds", "1", "--tasks", "background", "--clip", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    with pytest.raises(SystemExit):
+        bench.main(["--tasks", "colour,size"])
+    assert "unknown task 'size'" in capsys.readouterr().err

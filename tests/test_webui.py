@@ -28,7 +28,7 @@ from clipguide.settings import Settings  # noqa: E402
 LIMITS = webui.Limits(max_size=64, max_steps=5000, max_seeds=3, max_upload_mb=1)
 # One positional value per input of the /generate endpoint (see webui.build_app).
 BASE = dict(prompt="a red square", style="none", generator="tiny", clip=["tiny"], width=32, height=32, steps=4,
-            seed=7, seeds=2, cutn=2, cut_pow=1.0, lr=None, augments=["affine"], init_image=None,
+            seed=7, seeds=2, cutn=2, cut_pow=1.0, lr=None, augments=["affine"], init="random", init_image=None,
             image_prompts=[])
 
 
@@ -81,6 +81,14 @@ def test_generate_returns_pngs_with_the_settings_in_their_metadata(client):
         assert stored["generator"].endswith("vqgan.safetensors")  # the operator's spec, not the label
         assert meta["clipguide:steps_done"] == "4"
         assert Image.open(path).size == (32, 32)
+
+
+def test_the_start_widget_reaches_the_run(client):
+    # "mean" is the demo's position setting (MODEL_CARD); a start the API does not know is refused
+    _, _, gallery = client.predict(*generate_args(seeds=1, init="mean"), api_name="/generate")
+    assert json.loads(read_png_metadata(Path(gallery[0]["image"]))["clipguide"])["init"] == "mean"
+    with pytest.raises(AppError):
+        client.predict(*generate_args(seeds=1, init="centre"), api_name="/generate")
 
 
 def test_gallery_keeps_earlier_results_of_the_session(client):
@@ -159,7 +167,7 @@ def test_stop_keeps_the_latest_image_and_runs_wait_their_turn(server):
 def test_compare_returns_grid_table_and_plot(client):
     grid, table, plot, files = client.predict(
         "a red square", ["baroque"], 2, 0, "tiny", ["tiny"], 32, 32, 2, 2, 1.0, None, ["affine"],
-        api_name="/compare")
+        "random", api_name="/compare")
     value = table["value"] if "value" in table else table
     assert value["headers"] == webui.metric_headers()
     assert [row[0] for row in value["data"]] == ["none", "baroque"]
@@ -170,7 +178,7 @@ def test_compare_returns_grid_table_and_plot(client):
 def test_compare_needs_two_seeds(client):
     with pytest.raises(AppError):
         client.predict("a red square", ["baroque"], 1, 0, "tiny", ["tiny"], 32, 32, 2, 2, 1.0, None, ["affine"],
-                       api_name="/compare")
+                       "random", api_name="/compare")
 
 
 # ----------------------------------------------------------------------------- pieces
