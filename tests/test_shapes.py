@@ -221,20 +221,46 @@ def test_shipped_demo_weights_are_small():
     assert sum(p.stat().st_size for p in files) < 13 * 2**20
 
 
-def test_training_script_runs_the_shipped_clip_recipe(tmp_path):
-    """Two steps of the CLIP part with its shipped defaults (ResNet tower, clutter and noise
-    negatives, loop augments, adversarial batches) write a CLIP that clipguide loads."""
+@pytest.fixture(scope="module")
+def train_demo():
     import importlib.util
-
-    from clipguide.perceptor import load_clip
 
     path = Path(__file__).resolve().parents[1] / "scripts" / "train_demo.py"
     spec = importlib.util.spec_from_file_location("train_demo", path)
-    train_demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_demo)
-    # step 0 clean, step 1 adversarial: both kinds of batch run
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@torch.no_grad()
+def test_zero_shot_loss_is_low_for_the_true_captions_only(demo_clip, train_demo):
+    """The training script's zero-shot loss labels each image with its own caption among those that
+    differ in one field: the shipped CLIP reads colour and position, so its loss is low on the true
+    images and high when every image is scored as its neighbour's scene."""
+    model, _, tokenizer = demo_clip
+    rng = np.random.default_rng(0)
+    images, _, _, _, _, scenes = train_demo.clip_batch(rng, 16)
+    mean = torch.tensor(model.visual.preprocess_cfg["mean"])[:, None, None]
+    std = torch.tensor(model.visual.preprocess_cfg["std"])[:, None, None]
+    img = torch.nn.functional.normalize(model.encode_image((S.to_tensor(images) - mean) / std), dim=-1)
+    for field in ("colour", "position"):
+        # the same scenes with another valid value in `field`: every image now gets a wrong label
+        swapped = [next(t for t in (S.Scene(**{**s.to_dict(), field: v}) for v in train_demo._OPTIONS[field])
+                        if getattr(t, field) != getattr(s, field) and train_demo._valid(t)) for s in scenes]
+        true = train_demo.zero_shot_loss(model, tokenizer, img, scenes, [field], np.random.default_rng(1), False, 16)
+        wrong = train_demo.zero_shot_loss(model, tokenizer, img, swapped, [field], np.random.default_rng(1), False, 16)
+        assert true < 0.5 and wrong > 2, (field, float(true), float(wrong))
+
+
+def test_training_script_runs_the_shipped_clip_recipe(tmp_path, train_demo):
+    """Two steps of the CLIP part with its shipped defaults (ResNet tower, clutter and noise
+    negatives, loop augments, adversarial batches) write a CLIP that clipguide loads."""
+    from clipguide.perceptor import load_clip
+
+    # step 0 clean, step 1 adversarial: both kinds of batch run, with the shape-weighted auxiliary
+    # loss and the zero-shot loss (each image against captions that differ in one field)
     train_demo.main(["--part", "clip", "--clip-steps", "2", "--clip-adv-from", "1", "--clip-batch", "32", "--eval-n", "4",
-                     "--out", str(tmp_path)])
+                     "--clip-shape-aux", "5", "--clip-zs", "1", "--clip-zs-images", "2", "--out", str(tmp_path)])
     metrics = json.loads((tmp_path / "logs" / "clip.json").read_text())
     assert metrics["args"]["clip_arch"] == "resnet" and metrics["args"]["clip_adv_eps"] > 0
     clip = load_clip(str(tmp_path / "clip"), "cpu")
