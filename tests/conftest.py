@@ -42,6 +42,17 @@ def write_tiny_clip(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+def load_script(relative_path: str):
+    """Import one of the repo's scripts (benchmarks/, scripts/: not in the package) as a module."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @contextlib.contextmanager
 def serve(blocks):
     """Launch a built web UI on a free 127.0.0.1 port; close it and its temp folder afterwards."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -223,13 +222,9 @@ def test_shipped_demo_weights_are_small():
 
 @pytest.fixture(scope="module")
 def train_demo():
-    import importlib.util
+    from conftest import load_script
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "train_demo.py"
-    spec = importlib.util.spec_from_file_location("train_demo", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/train_demo.py")
 
 
 @torch.no_grad()

@@ -6,9 +6,7 @@ for what the demo models reliably do (benchmark, 32 seeds: background colour 95%
 position 91% from the codebook-mean start; shape does not steer yet, see weights/demo/MODEL_CARD.md).
 """
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
@@ -45,16 +43,10 @@ def test_tasks_are_paired_prompts_that_differ_in_one_attribute():
         assert a != b and prompt_a.replace(a, b, 1) == prompt_b
 
 
-def _benchmark():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "steering.py"
-    spec = importlib.util.spec_from_file_location("steering_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_benchmark_measures_a_chosen_clip_and_refuses_a_missing_one(tmp_path, capsys):
-    bench = _benchmark()
+    from conftest import load_script
+
+    bench = load_script("benchmarks/steering.py")
     out = tmp_path / "verdicts.json"
     assert bench.main(["--seeds", "1", "--tasks", "background", "--steps", "2", "--clip", "demo",
                        "--json", str(out)]) == 0
