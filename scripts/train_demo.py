@@ -669,9 +669,11 @@ def main(argv=None) -> None:
                     help="first adversarial step; the steps before it are clean (shape is only learned in clean steps: MODEL_CARD run 12)")
     ap.add_argument("--clip-aux", type=float, default=2.0, help="weight of the auxiliary attribute losses")
     ap.add_argument("--clip-shape-aux", type=float, default=1.0,
-                    help="extra factor on the shape field's auxiliary losses (shape is the field adversarial steps erase first)")
+                    help="extra factor on the shape field's auxiliary losses (shape is the field adversarial steps "
+                         "erase first; 10 keeps it at eps 8: MODEL_CARD run 13b)")
     ap.add_argument("--clip-zs", type=float, default=0.0,
-                    help="weight of the zero-shot loss: each image against captions that differ only in one field")
+                    help="weight of the zero-shot loss: each image against captions that differ only in one field "
+                         "(larger margins on clean images, but a worse guide: MODEL_CARD runs 14-15)")
     ap.add_argument("--clip-zs-images", type=int, default=16, help="images per step in the zero-shot loss")
     ap.add_argument("--clip-zs-fields", type=_zero_shot_fields, default=("shape", "position", "colour"),
                     help="comma-separated fields of the zero-shot loss: " + ", ".join(_ZS_STYLES))
