@@ -53,6 +53,18 @@ def load_script(relative_path: str):
     return module
 
 
+def judge_pngs(paths) -> list[dict]:
+    """What the shapes-world judge (not CLIP) sees in saved PNGs: one verdict dict per file."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from clipguide.demo.judge import Judge
+
+    pixels = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
+    return Judge.load().predict(torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255)
+
+
 @contextlib.contextmanager
 def serve(blocks):
     """Launch a built web UI on a free 127.0.0.1 port; close it and its temp folder afterwards."""
