@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from clipguide.settings import DEMO_SETTINGS
+
 nbformat = pytest.importorskip("nbformat", reason="needs nbformat (pip install nbformat)")
 nbclient = pytest.importorskip("nbclient", reason="needs nbclient (pip install nbclient)")
 pytest.importorskip("ipykernel", reason="needs ipykernel (pip install ipykernel)")
@@ -42,7 +44,7 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    assert "done: 60 steps" in text  # the demo's own settings, so the picture follows the prompt
+    assert f"done: {DEMO_SETTINGS['steps']} steps" in text  # the demo's own, so the picture follows the prompt
     pngs = sorted((tmp_path / "outputs").glob("*.png"))
     assert [p.name for p in pngs] == ["a-red-circle-on-a-blue-background-0.png"]
     from conftest import judge_pngs

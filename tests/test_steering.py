@@ -2,8 +2,9 @@
 
 Paired prompts on the same seeds; the judge reads pixels. The benchmark
 (`python benchmarks/steering.py`) reports every task on many seeds; this test asserts a safe floor
-for what the demo models reliably do (benchmark, 32 seeds: background colour 95%, shape colour 88%;
-position 91% from the codebook-mean start; shape does not steer yet, see weights/demo/MODEL_CARD.md).
+for what the demo models reliably do (benchmark, 32 seeds, the demo's 240 steps: shape and background
+colour 98%; position 91% from the codebook-mean start; shape does not steer yet, see
+weights/demo/MODEL_CARD.md).
 """
 
 import json
@@ -17,15 +18,17 @@ pytestmark = pytest.mark.skipif(not VQGAN_PATH.is_file(), reason="demo models no
 
 
 def test_background_colour_follows_the_prompt():
-    result = measure(["background"], n_seeds=4, first_seed=0)["background"]
+    # a quarter of the demo's steps for speed: grounds turn early (benchmark at 60 steps: 95%)
+    result = measure(["background"], n_seeds=4, first_seed=0, base=demo_settings(steps=60))["background"]
     assert result.runs == 8
     assert result.hits >= 7, result.judged  # red vs blue, same seeds
 
 
 def test_shape_colour_follows_the_prompt():
+    # the demo's own 240 steps: 7/8 on these seeds here (at 60 steps 5/8); the judge names one of 7
+    # colours, so chance is about 1 in 7
     result = measure(["colour"], n_seeds=4, first_seed=0)["colour"]
-    # 5/8 on these seeds here; the judge names one of 7 colours, so chance is about 1 in 7
-    assert result.hits >= 4, result.judged
+    assert result.hits >= 6, result.judged
 
 
 def test_position_follows_the_prompt_from_the_mean_start():
