@@ -14,9 +14,11 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from clipguide.demo.steering import TASKS, demo_settings, format_table, measure
 from clipguide.errors import UserError
+from clipguide.output import atomic_write_text
 from clipguide.settings import INITS
 
 
@@ -40,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     if unknown := [t for t in tasks if t not in TASKS]:
         p.error(f"unknown task {unknown[0]!r}: choose from {', '.join(TASKS)}")
+    # checked before a run that can take half an hour, not after it
+    verdicts = Path(args.json) if args.json else None
+    if verdicts and verdicts.exists():
+        p.error(f"--json {verdicts} exists: choose a new name (earlier verdicts are never overwritten)")
+    if verdicts and not verdicts.parent.is_dir():
+        p.error(f"--json: folder {verdicts.parent} does not exist: create it first")
     start = time.perf_counter()
     try:
         results = measure(tasks, args.seeds, args.first_seed, base=base,
@@ -57,10 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{images} images at {base.size[0]}x{base.size[1]}, {base.steps} steps, lr {base.lr:g}, init {base.init}, "
           f"cutn {base.cutn}, CLIP {', '.join(base.clip)}: "
           f"{seconds:.0f} s ({seconds / images:.2f} s per image, batches of {args.seeds})")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({name: {"hits": r.hits, "runs": r.runs, "paired_hits": r.paired_hits, "seeds": r.seeds,
-                              "judged": r.judged, "verdicts": r.verdicts} for name, r in results.items()}, f, indent=2)
+    if verdicts:
+        report = {name: {"hits": r.hits, "runs": r.runs, "paired_hits": r.paired_hits, "seeds": r.seeds,
+                         "judged": r.judged, "verdicts": r.verdicts} for name, r in results.items()}
+        try:  # whole or not at all: a temp file renamed into place
+            atomic_write_text(verdicts, json.dumps(report, indent=2) + "\n")
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -19,6 +19,7 @@ Every part logs to <out>/logs/<part>.log and writes its metrics to <out>/logs/<p
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -196,7 +197,7 @@ def _zero_shot_fields(text: str) -> tuple[str, ...]:
     fields = tuple(f.strip() for f in text.split(",") if f.strip())
     unknown = [f for f in fields if f not in _ZS_STYLES]
     if unknown or not fields:
-        raise argparse.ArgumentTypeError(f"unknown field {', '.join(unknown) or '(none given)'}: "
+        raise argparse.ArgumentTypeError(f"{'unknown field ' + ', '.join(unknown) if unknown else 'no field given'}: "
                                          f"choose from {', '.join(_ZS_STYLES)}")
     return fields
 
@@ -219,10 +220,10 @@ def zero_shot_loss(model, tok, img: torch.Tensor, scenes, fields, rng: np.random
         for i in chosen:
             scene = scenes[i]
             style = str(rng.choice(_ZS_STYLES[field]))
-            options = [o for o in _OPTIONS[field] if _valid(S.Scene(**{**scene.to_dict(), field: o}))]
-            rows.append((i, len(caps), len(options)))
-            labels.append(options.index(getattr(scene, field)))
-            caps += [S.caption(S.Scene(**{**scene.to_dict(), field: o}), style) for o in options]
+            variants = [v for v in (dataclasses.replace(scene, **{field: o}) for o in _OPTIONS[field]) if _valid(v)]
+            rows.append((i, len(caps), len(variants)))
+            labels.append(variants.index(scene))
+            caps += [S.caption(v, style) for v in variants]
         unique = sorted(set(caps))
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             txt = F.normalize(model.encode_text(tok(unique)).float(), dim=-1)

@@ -55,14 +55,13 @@ def load_script(relative_path: str):
 
 def judge_pngs(paths) -> list[dict]:
     """What the shapes-world judge (not CLIP) sees in saved PNGs: one verdict dict per file."""
-    import numpy as np
     import torch
     from PIL import Image
+    from torchvision.transforms.functional import to_tensor
 
     from clipguide.demo.judge import Judge
 
-    pixels = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
-    return Judge.load().predict(torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255)
+    return Judge.load().predict(torch.stack([to_tensor(Image.open(p).convert("RGB")) for p in paths]))
 
 
 @contextlib.contextmanager

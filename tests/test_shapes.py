@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -240,8 +241,8 @@ def test_zero_shot_loss_is_low_for_the_true_captions_only(demo_clip, train_demo)
     img = torch.nn.functional.normalize(model.encode_image((S.to_tensor(images) - mean) / std), dim=-1)
     for field in ("colour", "position"):
         # the same scenes with another valid value in `field`: every image now gets a wrong label
-        swapped = [next(t for t in (S.Scene(**{**s.to_dict(), field: v}) for v in train_demo._OPTIONS[field])
-                        if getattr(t, field) != getattr(s, field) and train_demo._valid(t)) for s in scenes]
+        swapped = [next(t for t in (dataclasses.replace(s, **{field: v}) for v in train_demo._OPTIONS[field])
+                        if t != s and train_demo._valid(t)) for s in scenes]
         true = train_demo.zero_shot_loss(model, tokenizer, img, scenes, [field], np.random.default_rng(1), False, 16)
         wrong = train_demo.zero_shot_loss(model, tokenizer, img, swapped, [field], np.random.default_rng(1), False, 16)
         assert true < 0.5 and wrong > 2, (field, float(true), float(wrong))

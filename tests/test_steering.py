@@ -56,6 +56,12 @@ def test_benchmark_measures_a_chosen_clip_and_refuses_a_missing_one(tmp_path, ca
     printed = capsys.readouterr().out
     assert "| background | " in printed and "CLIP demo:" in printed
     assert json.loads(out.read_text())["background"]["runs"] == 2
+    before = out.read_bytes()
+    for taken in (out, tmp_path / "missing" / "v.json"):  # refused before the run, not after it
+        with pytest.raises(SystemExit):
+            bench.main(["--seeds", "1", "--tasks", "background", "--json", str(taken)])
+        assert "--json" in capsys.readouterr().err
+    assert out.read_bytes() == before
     assert bench.main(["--seeds", "1", "--tasks", "background", "--clip", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err

@@ -94,10 +94,11 @@ def test_demo_models_steer_the_background_through_the_web_ui(client):
 
     hits = 0
     for colour in ("red", "blue"):
-        demo = dict(DEMO_SETTINGS, prompt=f"a white square on a {colour} background", generator="demo", clip=["demo"],
-                    width=64, height=64, steps=60, seed=0, seeds=2, augments=list(DEMO_SETTINGS["augments"]))
-        _, status, gallery = client.predict(*generate_args(**{k: v for k, v in demo.items() if k in BASE}),
-                                            api_name="/generate")
+        args = generate_args(prompt=f"a white square on a {colour} background", generator="demo", clip=["demo"],
+                             width=64, height=64, steps=60, seed=0, seeds=2, cutn=DEMO_SETTINGS["cutn"],
+                             cut_pow=DEMO_SETTINGS["cut_pow"], lr=DEMO_SETTINGS["lr"],
+                             augments=list(DEMO_SETTINGS["augments"]))
+        _, status, gallery = client.predict(*args, api_name="/generate")
         assert status.startswith("done: 60 steps")
         hits += sum(v["background"] == colour for v in judge_pngs([item["image"] for item in gallery[:2]]))
     assert hits >= 3
