@@ -5,7 +5,8 @@
     python benchmarks/steering.py --init mean --lr 0.3 --steps 90   # the start that steers position
     python benchmarks/steering.py --clip runs/clip --clip demo      # a candidate CLIP (here with the shipped one)
 
-Prints a table and, with --json, writes every verdict.
+Prints each CLIP's margins on clean pictures (can it tell the pair apart at all?), then the table of
+success rates, and with --json writes every verdict.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from clipguide.demo.steering import TASKS, demo_settings, format_table, measure
+from clipguide import api
+from clipguide.demo.steering import TASKS, clean_margins, demo_settings, format_table, measure
 from clipguide.errors import UserError
 from clipguide.output import atomic_write_text
 from clipguide.settings import INITS
@@ -50,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--json: folder {verdicts.parent} does not exist: create it first")
     start = time.perf_counter()
     try:
-        results = measure(tasks, args.seeds, args.first_seed, base=base,
+        session = api.Session(base.device, offline=True, progress=False)
+        print_clean_margins(tasks, base.clip, session)
+        results = measure(tasks, args.seeds, args.first_seed, base=base, session=session,
                           progress=lambda m: print(f"  {m}", file=sys.stderr))
     except UserError as e:  # e.g. a --clip folder that is not there
         print(f"error: {e}", file=sys.stderr)
@@ -74,6 +78,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
     return 0
+
+
+def print_clean_margins(tasks: list[str], clips: tuple[str, ...], session: api.Session) -> None:
+    """Each CLIP's own reading of the clean pictures the prompts describe: a margin at or below
+    zero means that CLIP cannot steer that pair, whatever the loop does."""
+    print("CLIP margin on clean pictures (cosine, own prompt minus the pair's other; > 0 is needed to steer):")
+    for spec, model in zip(clips, session.perceptor(clips).models):
+        for name in tasks:
+            task = TASKS[name]
+            margins = ", ".join(f"{asked} {m:+.3f}" for (asked, _), m in zip(task.options, clean_margins(task, model)))
+            print(f"  {spec}: {name}: {margins}")
+    print()
 
 
 if __name__ == "__main__":

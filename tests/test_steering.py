@@ -12,7 +12,7 @@ import json
 import pytest
 
 from clipguide.demo import VQGAN_PATH
-from clipguide.demo.steering import TASKS, demo_settings, measure
+from clipguide.demo.steering import TASKS, clean_margins, demo_settings, measure
 
 pytestmark = pytest.mark.skipif(not VQGAN_PATH.is_file(), reason="demo models not built")
 
@@ -46,6 +46,21 @@ def test_tasks_are_paired_prompts_that_differ_in_one_attribute():
         assert a != b and prompt_a.replace(a, b, 1) == prompt_b
 
 
+def test_shipped_clip_tells_each_steered_pair_apart_on_clean_pictures():
+    import dataclasses
+
+    from clipguide import api
+
+    clip = api.Session("cpu", offline=True, progress=False).perceptor(["demo"]).models[0]
+    for name in ("colour", "background", "position"):
+        margins = clean_margins(TASKS[name], clip)
+        assert min(margins) > 0.1, (name, margins)  # measured 0.20-0.29
+        # the same pictures under each other's prompts: the margins turn negative
+        task = TASKS[name]
+        swapped = dataclasses.replace(task, scenes=task.scenes[::-1])
+        assert max(clean_margins(swapped, clip)) < -0.1, name
+
+
 def test_benchmark_measures_a_chosen_clip_and_refuses_a_missing_one(tmp_path, capsys):
     from conftest import load_script
 
@@ -55,6 +70,7 @@ def test_benchmark_measures_a_chosen_clip_and_refuses_a_missing_one(tmp_path, ca
                        "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "| background | " in printed and "CLIP demo:" in printed
+    assert "demo: background: red +" in printed  # the CLIP's margin on clean pictures, before the run
     assert json.loads(out.read_text())["background"]["runs"] == 2
     before = out.read_bytes()
     for taken in (out, tmp_path / "missing" / "v.json"):  # refused before the run, not after it

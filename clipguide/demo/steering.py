@@ -10,9 +10,14 @@ attribute its prompt asked for.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from ..settings import DEMO_SETTINGS, Settings
+from .shapes import Scene, render_batch, to_tensor
+
+if TYPE_CHECKING:
+    from ..perceptor import ClipModel
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,8 @@ class Task:
     name: str
     attribute: str  # the judge's key
     options: tuple[tuple[str, str], ...]  # (expected judge value, prompt)
+    # the clean shapes-world picture each option's prompt describes (drawn small and large)
+    scenes: tuple[Scene, ...]
 
 
 # Prompts use the shapes world's own caption phrasing ("a red circle on a blue background").
@@ -27,21 +34,21 @@ TASKS: dict[str, Task] = {
     "colour": Task("colour", "shape_colour", (
         ("red", "a red circle on a white background"),
         ("blue", "a blue circle on a white background"),
-    )),
+    ), (Scene("circle", "red", "small", "centre", "white"), Scene("circle", "blue", "small", "centre", "white"))),
     "background": Task("background", "background", (
         ("red", "a white square on a red background"),
         ("blue", "a white square on a blue background"),
-    )),
+    ), (Scene("square", "white", "small", "centre", "red"), Scene("square", "white", "small", "centre", "blue"))),
     "shape": Task("shape", "shape", (
         ("circle", "a yellow circle on a black background"),
         ("square", "a yellow square on a black background"),
-    )),
+    ), (Scene("circle", "yellow", "small", "centre", "black"), Scene("square", "yellow", "small", "centre", "black"))),
     # "left vs right": the side the shape is on, whatever its height (the judge's nine positions
     # also separate "top left" from "left"; the benchmark reports that stricter reading as well)
     "position": Task("position", "side", (
         ("left", "a yellow circle on the left on a black background"),
         ("right", "a yellow circle on the right on a black background"),
-    )),
+    ), (Scene("circle", "yellow", "small", "left", "black"), Scene("circle", "yellow", "small", "right", "black"))),
 }
 
 
@@ -97,6 +104,29 @@ def measure(tasks: Sequence[str] = tuple(TASKS), n_seeds: int = 8, first_seed: i
         paired = sum(1 for s in seeds if correct[s] == len(task.options))
         results[name] = TaskResult(name, hits, len(judged), paired, len(seeds), judged, verdicts)
     return results
+
+
+def clean_margins(task: Task, clip: ClipModel) -> list[float]:
+    """Per option of ``task``: how much nearer (cosine) a CLIP model puts the clean pictures its
+    prompt describes (small and large) to that prompt than to the other prompt of the pair, averaged.
+
+    The precondition of steering: at or below zero the CLIP cannot tell the pair apart even on
+    clean pictures, so no loop can steer that attribute with it.
+    """
+    import torch
+
+    from ..perceptor import resize_for
+
+    texts = clip.embed_texts([prompt for _, prompt in task.options])
+    margins = []
+    for k, scene in enumerate(task.scenes):
+        pictures = [replace(scene, size=size) for size in ("small", "large")]
+        images = to_tensor(render_batch(pictures)).to(clip.mean.device)
+        with torch.inference_mode():
+            similarity = clip.embed_images(resize_for(clip, images)) @ texts.T  # (2 sizes, options)
+        others = torch.cat([similarity[:, :k], similarity[:, k + 1:]], dim=1)
+        margins.append(float((similarity[:, k] - others.max(dim=1).values).mean()))
+    return margins
 
 
 def format_table(results: dict[str, TaskResult]) -> str:
