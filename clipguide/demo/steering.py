@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ..settings import DEMO_SETTINGS, Settings
-from .shapes import Scene, render_batch, to_tensor
+from .shapes import Scene, caption, render_batch, to_tensor
 
 if TYPE_CHECKING:
     from ..perceptor import ClipModel
@@ -22,33 +22,37 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Task:
+    """Two scenes that differ in one field; each option's prompt is its scene's caption."""
+
     name: str
     attribute: str  # the judge's key
-    options: tuple[tuple[str, str], ...]  # (expected judge value, prompt)
-    # the clean shapes-world picture each option's prompt describes (drawn small and large)
-    scenes: tuple[Scene, ...]
+    scene_field: str  # the Scene field the two scenes differ in
+    caption_style: str  # shapes.caption style: the words a user would type
+    scenes: tuple[Scene, ...]  # the clean picture each prompt describes (drawn small and large)
+
+    @property
+    def options(self) -> tuple[tuple[str, str], ...]:
+        """(expected judge value, prompt) per scene."""
+        return tuple((getattr(s, self.scene_field), caption(s, self.caption_style)) for s in self.scenes)
+
+
+def _pair(scene_field: str, values: tuple[str, str], **scene: str) -> tuple[Scene, Scene]:
+    """The two clean scenes of a task: the same small centred shape with `scene_field` set to each value."""
+    return tuple(Scene(**{"size": "small", "position": "centre", **scene, scene_field: v}) for v in values)
 
 
 # Prompts use the shapes world's own caption phrasing ("a red circle on a blue background").
 TASKS: dict[str, Task] = {
-    "colour": Task("colour", "shape_colour", (
-        ("red", "a red circle on a white background"),
-        ("blue", "a blue circle on a white background"),
-    ), (Scene("circle", "red", "small", "centre", "white"), Scene("circle", "blue", "small", "centre", "white"))),
-    "background": Task("background", "background", (
-        ("red", "a white square on a red background"),
-        ("blue", "a white square on a blue background"),
-    ), (Scene("square", "white", "small", "centre", "red"), Scene("square", "white", "small", "centre", "blue"))),
-    "shape": Task("shape", "shape", (
-        ("circle", "a yellow circle on a black background"),
-        ("square", "a yellow square on a black background"),
-    ), (Scene("circle", "yellow", "small", "centre", "black"), Scene("square", "yellow", "small", "centre", "black"))),
+    "colour": Task("colour", "shape_colour", "colour", "short",
+                   _pair("colour", ("red", "blue"), shape="circle", background="white")),
+    "background": Task("background", "background", "background", "short",
+                       _pair("background", ("red", "blue"), shape="square", colour="white")),
+    "shape": Task("shape", "shape", "shape", "short",
+                  _pair("shape", ("circle", "square"), colour="yellow", background="black")),
     # "left vs right": the side the shape is on, whatever its height (the judge's nine positions
     # also separate "top left" from "left"; the benchmark reports that stricter reading as well)
-    "position": Task("position", "side", (
-        ("left", "a yellow circle on the left on a black background"),
-        ("right", "a yellow circle on the right on a black background"),
-    ), (Scene("circle", "yellow", "small", "left", "black"), Scene("circle", "yellow", "small", "right", "black"))),
+    "position": Task("position", "side", "position", "placed",
+                     _pair("position", ("left", "right"), shape="circle", colour="yellow", background="black")),
 }
 
 
@@ -108,22 +112,27 @@ def measure(tasks: Sequence[str] = tuple(TASKS), n_seeds: int = 8, first_seed: i
 
 def clean_margins(task: Task, clip: ClipModel) -> list[float]:
     """Per option of ``task``: how much nearer (cosine) a CLIP model puts the clean pictures its
-    prompt describes (small and large) to that prompt than to the other prompt of the pair, averaged.
+    prompt describes to that prompt than to the other prompt of the pair.
 
     The precondition of steering: at or below zero the CLIP cannot tell the pair apart even on
     clean pictures, so no loop can steer that attribute with it.
     """
+    return pair_margins(clip, [prompt for _, prompt in task.options], task.scenes)
+
+
+def pair_margins(clip: ClipModel, prompts: Sequence[str], scenes: Sequence[Scene]) -> list[float]:
+    """Per scene k (drawn small and large, averaged): cosine to ``prompts[k]`` minus the best of the others."""
     import torch
 
     from ..perceptor import resize_for
 
-    texts = clip.embed_texts([prompt for _, prompt in task.options])
+    texts = clip.embed_texts(list(prompts))
     margins = []
-    for k, scene in enumerate(task.scenes):
+    for k, scene in enumerate(scenes):
         pictures = [replace(scene, size=size) for size in ("small", "large")]
         images = to_tensor(render_batch(pictures)).to(clip.mean.device)
         with torch.inference_mode():
-            similarity = clip.embed_images(resize_for(clip, images)) @ texts.T  # (2 sizes, options)
+            similarity = clip.embed_images(resize_for(clip, images)) @ texts.T  # (2 sizes, prompts)
         others = torch.cat([similarity[:, :k], similarity[:, k + 1:]], dim=1)
         margins.append(float((similarity[:, k] - others.max(dim=1).values).mean()))
     return margins
