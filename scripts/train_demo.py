@@ -202,6 +202,38 @@ def _zero_shot_fields(text: str) -> tuple[str, ...]:
     return fields
 
 
+def _field_choices(scenes, chosen, field: str, rng: np.random.Generator):
+    """For each chosen image, its scene's caption among the captions that differ only in `field`
+    (one random prompt style per image). Returns the distinct captions, an index (images, choices)
+    into them, a mask of padding (fewer colours are valid on some grounds) and each true choice."""
+    rows, caps, labels = [], [], []
+    for i in chosen:
+        scene = scenes[i]
+        style = str(rng.choice(_ZS_STYLES[field]))
+        variants = [v for v in (dataclasses.replace(scene, **{field: o}) for o in _OPTIONS[field]) if _valid(v)]
+        rows.append([S.caption(v, style) for v in variants])
+        labels.append(variants.index(scene))
+    unique = sorted({c for row in rows for c in row})
+    at = {c: k for k, c in enumerate(unique)}
+    width = max(len(row) for row in rows)
+    index = torch.zeros(len(rows), width, dtype=torch.long)
+    padding = torch.ones(len(rows), width, dtype=torch.bool)
+    for r, row in enumerate(rows):
+        index[r, :len(row)] = torch.tensor([at[c] for c in row])
+        padding[r, :len(row)] = False
+    return unique, index, padding, torch.tensor(labels)
+
+
+def _one_shape_sample(scenes, n_images: int, rng: np.random.Generator) -> np.ndarray:
+    one_shape = [i for i, scene in enumerate(scenes) if scene is not None]
+    return rng.choice(one_shape, size=min(n_images, len(one_shape)), replace=False)
+
+
+def _encode_captions(model, tok, captions, bf16: bool) -> torch.Tensor:
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        return F.normalize(model.encode_text(tok(captions)).float(), dim=-1)
+
+
 def zero_shot_loss(model, tok, img: torch.Tensor, scenes, fields, rng: np.random.Generator, bf16: bool,
                    n_images: int) -> torch.Tensor:
     """Cross-entropy of each one-shape image over captions that differ only in `field`, scored by
@@ -212,31 +244,54 @@ def zero_shot_loss(model, tok, img: torch.Tensor, scenes, fields, rng: np.random
     target with a margin of a few hundredths for shape (run 13: 98% zero-shot, margins ±0.05), and
     auxiliary linear heads can encode a field in a direction no caption points to."""
     total = img.new_zeros(())
-    one_shape = [i for i, scene in enumerate(scenes) if scene is not None]
     # a few images per step: every option of every field is a caption to embed (about 20 per image)
-    chosen = rng.choice(one_shape, size=min(n_images, len(one_shape)), replace=False)
+    chosen = _one_shape_sample(scenes, n_images, rng)
     for field in fields:
-        rows, caps, labels = [], [], []
-        for i in chosen:
-            scene = scenes[i]
-            style = str(rng.choice(_ZS_STYLES[field]))
-            variants = [v for v in (dataclasses.replace(scene, **{field: o}) for o in _OPTIONS[field]) if _valid(v)]
-            rows.append((i, len(caps), len(variants)))
-            labels.append(variants.index(scene))
-            caps += [S.caption(v, style) for v in variants]
-        unique = sorted(set(caps))
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            txt = F.normalize(model.encode_text(tok(unique)).float(), dim=-1)
-        at = {c: k for k, c in enumerate(unique)}
-        width = max(n for _, _, n in rows)
-        logits = img.new_zeros((len(rows), width))
-        padding = torch.ones(len(rows), width, dtype=torch.bool)  # fewer colours are valid on some grounds
-        for r, (i, first, n) in enumerate(rows):
-            logits[r, :n] = txt[[at[c] for c in caps[first:first + n]]] @ img[i]
-            padding[r, :n] = False
-        logits = (model.logit_scale.exp() * logits).masked_fill(padding, -1e4)
-        total = total + F.cross_entropy(logits, torch.tensor(labels))
+        unique, index, padding, labels = _field_choices(scenes, chosen, field, rng)
+        txt = _encode_captions(model, tok, unique, bf16)
+        sims = (txt[index] * img[chosen][:, None, :]).sum(-1)
+        logits = (model.logit_scale.exp() * sims).masked_fill(padding, -1e4)
+        total = total + F.cross_entropy(logits, labels)
     return total
+
+
+def pair_margin_loss(model, tok, x01: torch.Tensor, scenes, fields, margin: float, eps: float, m_t, s_t,
+                     rng: np.random.Generator, g: torch.Generator, bf16: bool, n_images: int) -> torch.Tensor:
+    """Hinge loss on the cosine margin between each one-shape image's caption and every caption that
+    differs from it only in one of `fields`: max(0, margin - (cos(true) - cos(other))), averaged,
+    measured on an adversarial copy of the images (one FGSM step within `eps` that attacks these
+    margins; eps 0: the clean images).
+
+    Why: generation steers a field only if the CLIP gives its pair of prompts a margin on clean
+    pictures *and* that margin's gradient draws the thing asked for. Runs 10-16 had shape margins of
+    ~0 (colour, background and position: 0.2-0.4), and their adversarial step attacked the
+    contrastive loss, where shape is a small part; the zero-shot loss's cross-entropy is met at a
+    few hundredths of cosine once the logit scale is large. A hinge sets the margin in cosine units,
+    and attacking exactly that margin makes it robust, which is what makes its gradient a drawing."""
+    chosen = _one_shape_sample(scenes, n_images, rng)
+    x = x01[chosen]
+    pairs = []
+    for field in fields:
+        unique, index, padding, labels = _field_choices(scenes, chosen, field, rng)
+        others = ~padding
+        others[torch.arange(len(labels)), labels] = False
+        pairs.append((_encode_captions(model, tok, unique, bf16), index, others, labels))
+
+    def hinge(images: torch.Tensor, detach_text: bool) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            img = F.normalize(model.encode_image((images.clamp(0, 1) - m_t) / s_t).float(), dim=-1)
+        total = img.new_zeros(())
+        for txt, index, others, labels in pairs:
+            sims = ((txt.detach() if detach_text else txt)[index] * img[:, None, :]).sum(-1)
+            gap = sims.gather(1, labels[:, None]) - sims
+            total = total + F.relu(margin - gap)[others].mean()
+        return total
+
+    if eps > 0:
+        delta = ((torch.rand(x.shape, generator=g) * 2 - 1) * eps).requires_grad_(True)
+        (grad,) = torch.autograd.grad(hinge(x + delta, detach_text=True), delta)
+        x = x + (delta.detach() + 1.25 * eps * grad.sign()).clamp(-eps, eps)
+    return hinge(x, detach_text=False)
 
 
 def augment(x: torch.Tensor, g: torch.Generator, loop_augments=None) -> torch.Tensor:
@@ -323,6 +378,37 @@ def _valid(s: S.Scene) -> bool:
     return s.colour in S.allowed_colours(s.background)
 
 
+@torch.no_grad()
+def init_clip(model) -> None:
+    # open_clip initialises the vision position embedding at std width**-0.5 (~0.1), small
+    # against the patch embeddings: in short runs the tower then stays position-blind
+    # (position at chance in the probe and in our first two runs; a position-only probe of
+    # the tower: chance at std 0.1, 97% after 200 steps at std 1). So start it at std ~1.
+    if hasattr(model.visual, "positional_embedding"):  # the ViT's (ResNet's sits in its attnpool)
+        model.visual.positional_embedding.mul_(10.0)
+    # a sharper start than 1/0.07: a short run cannot wait for the temperature to grow
+    model.logit_scale.fill_(math.log(25.0))
+
+
+def load_clip_weights(model, directory: Path) -> None:
+    """Start from a CLIP this script saved (fine-tuning); its architecture must be --clip-arch's."""
+    from safetensors.torch import load_file
+
+    path = directory / "open_clip_model.safetensors"
+    state = {k: v.float() for k, v in load_file(str(path)).items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise SystemExit(f"--clip-init: {path} is not a --clip-arch model "
+                         f"({len(missing)} missing, {len(unexpected)} unexpected tensors); pass its --clip-arch")
+
+
+def _saved_clip_dir(text: str) -> str:
+    path = Path(text) / "open_clip_model.safetensors"
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no {path}; give a directory this script wrote with --part clip")
+    return text  # a string: the arguments are logged as JSON
+
+
 def train_clip(args, log: Log) -> dict:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -332,15 +418,11 @@ def train_clip(args, log: Log) -> dict:
     model, tok = build_clip(cfg)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"clip params {n_params:,}  mean {mean} std {std}")
-    with torch.no_grad():
-        # open_clip initialises the vision position embedding at std width**-0.5 (~0.1), small
-        # against the patch embeddings: in short runs the tower then stays position-blind
-        # (position at chance in the probe and in our first two runs; a position-only probe of
-        # the tower: chance at std 0.1, 97% after 200 steps at std 1). So start it at std ~1.
-        if hasattr(model.visual, "positional_embedding"):  # the ViT's (ResNet's sits in its attnpool)
-            model.visual.positional_embedding.mul_(10.0)
-        # a sharper start than 1/0.07: a short run cannot wait for the temperature to grow
-        model.logit_scale.fill_(math.log(25.0))
+    if args.clip_init:
+        load_clip_weights(model, Path(args.clip_init))
+        log(f"clip starts from {args.clip_init}")
+    else:
+        init_clip(model)
     # Auxiliary linear heads (training only, not shipped): both embeddings must say which shape,
     # position, colour... an image/caption shows. Contrastive learning alone picks up colour
     # first and, in a short run, leaves shape and position near chance (the probe; our first run).
@@ -364,10 +446,12 @@ def train_clip(args, log: Log) -> dict:
             pg["lr"] = cosine_lr(step, args.clip_steps, args.clip_lr, 100)
         images, caps, target, attrs, mention, scenes = clip_batch(rng, args.clip_batch, args.clip_clutter,
                                                                   args.clip_noise)
-        x01 = augment(S.to_tensor(images), g, loop_augments)
+        clean01 = augment(S.to_tensor(images), g, loop_augments)
         tokens = tok(caps)
-        if args.clip_adv_eps > 0 and step >= args.clip_adv_from:
-            x01 = adversarial(model, x01, tokens, target, m_t, s_t, args.clip_adv_eps / 255, g, args.bf16)
+        adversarial_step = args.clip_adv_eps > 0 and step >= args.clip_adv_from
+        x01 = clean01
+        if adversarial_step:
+            x01 = adversarial(model, clean01, tokens, target, m_t, s_t, args.clip_adv_eps / 255, g, args.bf16)
         x = (x01 - m_t) / s_t
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
             img, txt, scale = model(x, tokens)
@@ -387,6 +471,12 @@ def train_clip(args, log: Log) -> dict:
             loss = loss + args.clip_zs * zero_shot_loss(model, tok, F.normalize(img.float(), dim=-1), scenes,
                                                         args.clip_zs_fields, rng, args.bf16,
                                                         args.clip_zs_images)
+        margin_loss = torch.zeros(())
+        if args.clip_margin_weight > 0:
+            eps = args.clip_adv_eps / 255 if adversarial_step else 0.0
+            margin_loss = pair_margin_loss(model, tok, clean01, scenes, args.clip_margin_fields, args.clip_margin,
+                                           eps, m_t, s_t, rng, g, args.bf16, args.clip_margin_images)
+            loss = loss + args.clip_margin_weight * margin_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for _, p in named], 1.0)
@@ -394,7 +484,7 @@ def train_clip(args, log: Log) -> dict:
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
         if step % 25 == 0 or step == args.clip_steps - 1:
-            log(f"clip step {step} loss {loss.item():.4f} scale {scale.item():.1f} "
+            log(f"clip step {step} loss {loss.item():.4f} margin loss {margin_loss.item():.4f} scale {scale.item():.1f} "
                 f"image-head acc {dict(zip(FIELDS, aux_acc))} {time.time() - t0:.0f}s")
         if step % 100 == 99:
             save_clip(model, cfg, mean, std, Path(args.out) / "clip")
@@ -678,6 +768,17 @@ def main(argv=None) -> None:
     ap.add_argument("--clip-zs-images", type=int, default=16, help="images per step in the zero-shot loss")
     ap.add_argument("--clip-zs-fields", type=_zero_shot_fields, default=("shape", "position", "colour"),
                     help="comma-separated fields of the zero-shot loss: " + ", ".join(_ZS_STYLES))
+    ap.add_argument("--clip-margin", type=float, default=0.2,
+                    help="cosine margin the pair-margin loss asks between an image's caption and one that differs "
+                         "only in a --clip-margin-fields field")
+    ap.add_argument("--clip-margin-weight", type=float, default=0.0,
+                    help="weight of the pair-margin loss (0: off); its images are attacked at --clip-adv-eps in "
+                         "adversarial steps")
+    ap.add_argument("--clip-margin-images", type=int, default=16, help="images per step in the pair-margin loss")
+    ap.add_argument("--clip-margin-fields", type=_zero_shot_fields, default=("shape",),
+                    help="comma-separated fields of the pair-margin loss: " + ", ".join(_ZS_STYLES))
+    ap.add_argument("--clip-init", type=_saved_clip_dir, default=None,
+                    help="start from this saved CLIP directory (fine-tune) instead of a fresh initialisation")
     ap.add_argument("--vq-steps", type=int, default=600)
     ap.add_argument("--vq-stop-after", type=int, default=0,
                     help="stop after this many steps of the --vq-steps schedule (0: run it all)")

@@ -248,6 +248,52 @@ def test_zero_shot_loss_is_low_for_the_true_captions_only(demo_clip, train_demo)
         assert true < 0.5 and wrong > 2, (field, float(true), float(wrong))
 
 
+def test_pair_margin_loss_is_low_for_true_captions_and_raised_by_its_attack(demo_clip, train_demo):
+    """The pair-margin loss hinges on cos(image, its caption) - cos(image, a caption differing in one
+    field): the shipped CLIP gives colour a margin of ~0.25, so at margin 0.1 the loss is ~0 on the
+    true scenes and large when every image is scored as another colour; its FGSM step, which attacks
+    exactly those margins, raises the loss on the same images (at margin 0.5, where every pair counts:
+    and at eps 32: this CLIP was trained robust at eps 8, where margins of 0.1 survive the attack)."""
+    model, _, tokenizer = demo_clip
+    images, _, _, _, _, scenes = train_demo.clip_batch(np.random.default_rng(0), 16)
+    x01 = S.to_tensor(images)
+    mean = torch.tensor(model.visual.preprocess_cfg["mean"])[:, None, None]
+    std = torch.tensor(model.visual.preprocess_cfg["std"])[:, None, None]
+    swapped = [next(t for t in (dataclasses.replace(s, colour=v) for v in train_demo._OPTIONS["colour"])
+                    if t != s and train_demo._valid(t)) for s in scenes]
+
+    def loss(scenes_, eps, margin=0.1):
+        return float(train_demo.pair_margin_loss(model, tokenizer, x01, scenes_, ["colour"], margin, eps, mean, std,
+                                                 np.random.default_rng(1), torch.Generator().manual_seed(0),
+                                                 False, 16))
+
+    true, wrong = loss(scenes, 0.0), loss(swapped, 0.0)
+    assert true < 0.02 and wrong > 0.1, (true, wrong)
+    clean, attacked = loss(scenes, 0.0, margin=0.5), loss(scenes, 32 / 255, margin=0.5)
+    assert attacked > clean + 0.05, (clean, attacked)
+
+
+def test_training_script_fine_tunes_a_saved_clip(tmp_path, capsys, train_demo):
+    """--clip-init starts from a CLIP this script saved; the pair-margin loss runs in clean and
+    adversarial steps; a directory without a CLIP is a one-line error."""
+    from clipguide.perceptor import load_clip
+
+    tuned = tmp_path / "tuned"
+    train_demo.main(["--part", "clip", "--clip-init", str(CLIP_DIR), "--clip-steps", "2", "--clip-adv-from", "1",
+                     "--clip-batch", "32", "--eval-n", "4", "--clip-margin-weight", "1", "--clip-margin-images", "4",
+                     "--out", str(tuned)])
+    log = (tuned / "logs" / "clip.log").read_text()
+    assert f"clip starts from {CLIP_DIR}" in log and "margin loss" in log
+    # two small steps at the warm-up learning rate leave the shipped CLIP's colour reading intact
+    assert json.loads((tuned / "logs" / "clip.json").read_text())["zero_shot"]["short/colour"] >= 0.75
+    assert load_clip(str(tuned / "clip"), "cpu").input_size == 64
+    with pytest.raises(SystemExit) as stop:
+        train_demo.main(["--part", "clip", "--clip-init", str(tmp_path / "nothing"), "--clip-steps", "1",
+                         "--out", str(tmp_path / "never")])
+    assert stop.value.code == 2 and "--clip-init: no " in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
+
+
 def test_training_script_runs_the_shipped_clip_recipe(tmp_path, train_demo):
     """Two steps of the CLIP part with its shipped defaults (ResNet tower, clutter and noise
     negatives, loop augments, adversarial batches) write a CLIP that clipguide loads."""
