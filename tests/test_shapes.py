@@ -263,9 +263,9 @@ def test_pair_margin_loss_is_low_for_true_captions_and_raised_by_its_attack(demo
                     if t != s and train_demo._valid(t)) for s in scenes]
 
     def loss(scenes_, eps, margin=0.1):
-        return float(train_demo.pair_margin_loss(model, tokenizer, x01, scenes_, ["colour"], margin, eps, mean, std,
-                                                 np.random.default_rng(1), torch.Generator().manual_seed(0),
-                                                 False, 16))
+        return train_demo.pair_margin_loss(model, tokenizer, x01, scenes_, ["colour"], margin, eps, mean, std,
+                                           np.random.default_rng(1), torch.Generator().manual_seed(0),
+                                           False, 16).item()
 
     true, wrong = loss(scenes, 0.0), loss(swapped, 0.0)
     assert true < 0.02 and wrong > 0.1, (true, wrong)
