@@ -472,7 +472,7 @@ def train_clip(args, log: Log) -> dict:
                                                         args.clip_zs_fields, rng, args.bf16,
                                                         args.clip_zs_images)
         margin_loss = torch.zeros(())
-        if args.clip_margin_weight > 0:
+        if args.clip_margin_weight > 0 and step >= args.clip_margin_from:
             eps = args.clip_adv_eps / 255 if adversarial_step else 0.0
             margin_loss = pair_margin_loss(model, tok, clean01, scenes, args.clip_margin_fields, args.clip_margin,
                                            eps, m_t, s_t, rng, g, args.bf16, args.clip_margin_images)
@@ -775,6 +775,9 @@ def main(argv=None) -> None:
                     help="weight of the pair-margin loss (0: off); its images are attacked at --clip-adv-eps in "
                          "adversarial steps (from scratch at 20 it stops colour and position being learned: "
                          "MODEL_CARD run 17)")
+    ap.add_argument("--clip-margin-from", type=int, default=0,
+                    help="first step of the pair-margin loss (e.g. --clip-adv-from: after the clean steps, which "
+                         "learn colour and position)")
     ap.add_argument("--clip-margin-images", type=int, default=16, help="images per step in the pair-margin loss")
     ap.add_argument("--clip-margin-fields", type=_zero_shot_fields, default=("shape",),
                     help="comma-separated fields of the pair-margin loss: " + ", ".join(_ZS_STYLES))

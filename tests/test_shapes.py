@@ -274,16 +274,19 @@ def test_pair_margin_loss_is_low_for_true_captions_and_raised_by_its_attack(demo
 
 
 def test_training_script_fine_tunes_a_saved_clip(tmp_path, capsys, train_demo):
-    """--clip-init starts from a CLIP this script saved; the pair-margin loss runs in clean and
-    adversarial steps; a directory without a CLIP is a one-line error."""
+    """--clip-init starts from a CLIP this script saved; the pair-margin loss runs from
+    --clip-margin-from, attacked in adversarial steps; a directory without a CLIP is a one-line error."""
     from clipguide.perceptor import load_clip
 
     tuned = tmp_path / "tuned"
     train_demo.main(["--part", "clip", "--clip-init", str(CLIP_DIR), "--clip-steps", "2", "--clip-adv-from", "1",
                      "--clip-batch", "32", "--eval-n", "4", "--clip-margin-weight", "1", "--clip-margin-images", "4",
-                     "--out", str(tuned)])
+                     "--clip-margin-from", "1", "--out", str(tuned)])
     log = (tuned / "logs" / "clip.log").read_text()
-    assert f"clip starts from {CLIP_DIR}" in log and "margin loss" in log
+    assert f"clip starts from {CLIP_DIR}" in log
+    # the margin loss starts at --clip-margin-from: off in step 0, on (and attacked) in step 1
+    steps = {int(line.split()[2]): line for line in log.splitlines() if line.startswith("clip step ")}
+    assert "margin loss 0.0000" in steps[0] and "margin loss 0.0000" not in steps[1], steps
     # two small steps at the warm-up learning rate leave the shipped CLIP's colour reading intact
     assert json.loads((tuned / "logs" / "clip.json").read_text())["zero_shot"]["short/colour"] >= 0.75
     assert load_clip(str(tuned / "clip"), "cpu").input_size == 64
