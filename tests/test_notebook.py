@@ -36,9 +36,11 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     # The kernel is a new process: let it import this checkout even when clipguide is not installed.
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    # One torch thread in the kernel: with two on 2 cores that another process also uses, OpenMP threads
+    # wait on each other and the demo cell ran over 300 s (alone: ~40 s either way).
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    # A hang guard, not a speed target: the demo cell takes ~40 s alone, but over 300 s when another
-    # process shares the 2 cores (OpenMP threads thrash), which failed CI once for no fault of the notebook.
+    # a hang guard, not a speed target
     client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=1200,
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()  # raises CellExecutionError naming the cell if any cell fails
