@@ -277,9 +277,9 @@ def pair_margin_loss(model, tok, x01: torch.Tensor, scenes, fields, margin: floa
         others[torch.arange(len(labels)), labels] = False
         pairs.append((_encode_captions(model, tok, unique, bf16), index, others, labels))
 
-    def hinge(images: torch.Tensor, detach_text: bool) -> torch.Tensor:
+    def hinge(images: torch.Tensor, detach_text: bool = False) -> torch.Tensor:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            img = F.normalize(model.encode_image((images.clamp(0, 1) - m_t) / s_t).float(), dim=-1)
+            img = F.normalize(model.encode_image((images - m_t) / s_t).float(), dim=-1)
         total = img.new_zeros(())
         for txt, index, others, labels in pairs:
             sims = ((txt.detach() if detach_text else txt)[index] * img[:, None, :]).sum(-1)
@@ -288,10 +288,8 @@ def pair_margin_loss(model, tok, x01: torch.Tensor, scenes, fields, margin: floa
         return total
 
     if eps > 0:
-        delta = ((torch.rand(x.shape, generator=g) * 2 - 1) * eps).requires_grad_(True)
-        (grad,) = torch.autograd.grad(hinge(x + delta, detach_text=True), delta)
-        x = x + (delta.detach() + 1.25 * eps * grad.sign()).clamp(-eps, eps)
-    return hinge(x, detach_text=False)
+        x = fgsm(lambda images: hinge(images, detach_text=True), x, eps, g)
+    return hinge(x)
 
 
 def augment(x: torch.Tensor, g: torch.Generator, loop_augments=None) -> torch.Tensor:
@@ -320,11 +318,20 @@ def adversarial(model, x01: torch.Tensor, tokens: torch.Tensor, target: torch.Te
     shapes."""
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         txt = F.normalize(model.encode_text(tokens).float(), dim=-1)
+
+    def loss_of(images: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            img = F.normalize(model.encode_image((images - m_t) / s_t).float(), dim=-1)
+        return soft_clip_loss(model.logit_scale.exp().detach() * img @ txt.T, target)
+
+    return fgsm(loss_of, x01, eps, g)
+
+
+def fgsm(loss_of, x01: torch.Tensor, eps: float, g: torch.Generator) -> torch.Tensor:
+    """One signed-gradient step that raises `loss_of(images)`, from a random start inside the L-inf
+    ball of radius `eps` around `x01`; the result stays in the ball and in [0, 1]."""
     delta = ((torch.rand(x01.shape, generator=g) * 2 - 1) * eps).requires_grad_(True)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        img = F.normalize(model.encode_image(((x01 + delta).clamp(0, 1) - m_t) / s_t).float(), dim=-1)
-    loss = soft_clip_loss(model.logit_scale.exp().detach() * img @ txt.T, target)
-    (grad,) = torch.autograd.grad(loss, delta)
+    (grad,) = torch.autograd.grad(loss_of((x01 + delta).clamp(0, 1)), delta)
     delta = (delta.detach() + 1.25 * eps * grad.sign()).clamp(-eps, eps)
     return (x01 + delta).clamp(0, 1)
 
@@ -396,7 +403,10 @@ def load_clip_weights(model, directory: Path) -> None:
 
     path = directory / "open_clip_model.safetensors"
     state = {k: v.float() for k, v in load_file(str(path)).items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError:  # same names, other sizes
+        missing, unexpected = ["(sizes differ)"], []
     if missing or unexpected:
         raise SystemExit(f"--clip-init: {path} is not a --clip-arch model "
                          f"({len(missing)} missing, {len(unexpected)} unexpected tensors); pass its --clip-arch")
@@ -773,8 +783,8 @@ def main(argv=None) -> None:
                          "only in a --clip-margin-fields field")
     ap.add_argument("--clip-margin-weight", type=float, default=0.0,
                     help="weight of the pair-margin loss (0: off); its images are attacked at --clip-adv-eps in "
-                         "adversarial steps (from scratch at 20 it stops colour and position being learned: "
-                         "MODEL_CARD run 17)")
+                         "adversarial steps (from step 0 at weight 20 it stops colour and position being learned; "
+                         "see --clip-margin-from: MODEL_CARD runs 17, 17d)")
     ap.add_argument("--clip-margin-from", type=int, default=0,
                     help="first step of the pair-margin loss (e.g. --clip-adv-from: after the clean steps, which "
                          "learn colour and position)")
