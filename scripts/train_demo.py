@@ -405,11 +405,11 @@ def load_clip_weights(model, directory: Path) -> None:
     state = {k: v.float() for k, v in load_file(str(path)).items()}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
+        fits = not missing and not unexpected
     except RuntimeError:  # same names, other sizes
-        missing, unexpected = ["(sizes differ)"], []
-    if missing or unexpected:
-        raise SystemExit(f"--clip-init: {path} is not a --clip-arch model "
-                         f"({len(missing)} missing, {len(unexpected)} unexpected tensors); pass its --clip-arch")
+        fits = False
+    if not fits:
+        raise SystemExit(f"--clip-init: {path} does not fit the --clip-arch model; pass the --clip-arch it was trained with")
 
 
 def _saved_clip_dir(text: str) -> str:
