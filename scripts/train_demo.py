@@ -234,6 +234,12 @@ def _encode_captions(model, tok, captions, bf16: bool) -> torch.Tensor:
         return F.normalize(model.encode_text(tok(captions)).float(), dim=-1)
 
 
+def _encode_images(model, x01: torch.Tensor, m_t, s_t, bf16: bool) -> torch.Tensor:
+    """Unit image embeddings of [0, 1] pixels (normalised with the CLIP's own mean and std)."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        return F.normalize(model.encode_image((x01 - m_t) / s_t).float(), dim=-1)
+
+
 def zero_shot_loss(model, tok, img: torch.Tensor, scenes, fields, rng: np.random.Generator, bf16: bool,
                    n_images: int) -> torch.Tensor:
     """Cross-entropy of each one-shape image over captions that differ only in `field`, scored by
@@ -278,8 +284,7 @@ def pair_margin_loss(model, tok, x01: torch.Tensor, scenes, fields, margin: floa
         pairs.append((_encode_captions(model, tok, unique, bf16), index, others, labels))
 
     def hinge(images: torch.Tensor, detach_text: bool = False) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            img = F.normalize(model.encode_image((images - m_t) / s_t).float(), dim=-1)
+        img = _encode_images(model, images, m_t, s_t, bf16)
         total = img.new_zeros(())
         for txt, index, others, labels in pairs:
             sims = ((txt.detach() if detach_text else txt)[index] * img[:, None, :]).sum(-1)
@@ -320,8 +325,7 @@ def adversarial(model, x01: torch.Tensor, tokens: torch.Tensor, target: torch.Te
         txt = F.normalize(model.encode_text(tokens).float(), dim=-1)
 
     def loss_of(images: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            img = F.normalize(model.encode_image((images - m_t) / s_t).float(), dim=-1)
+        img = _encode_images(model, images, m_t, s_t, bf16)
         return soft_clip_loss(model.logit_scale.exp().detach() * img @ txt.T, target)
 
     return fgsm(loss_of, x01, eps, g)
