@@ -6,7 +6,8 @@
     python benchmarks/steering.py --clip runs/clip --clip demo      # a candidate CLIP (here with the shipped one)
 
 Prints each CLIP's margins on clean pictures (can it tell the pair apart at all?), then the table of
-success rates, and with --json writes every verdict.
+success rates, under shape and position how often the judge agrees with eye labels on generated
+pictures (benchmarks/judge_check.py: read those rates as the judge's), and with --json writes every verdict.
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ import time
 from pathlib import Path
 
 from clipguide import api
+from clipguide.demo.judge import Judge
 from clipguide.demo.steering import TASKS, clean_margins, demo_settings, format_table, measure
 from clipguide.errors import UserError
 from clipguide.output import atomic_write_text
 from clipguide.settings import INITS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmarks/judge_check.py
+from judge_check import check as check_judge, summary_line  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         session = api.Session(base.device, offline=True, progress=False)
+        judge = Judge.load()
         print_clean_margins(tasks, base.clip, session)
-        results = measure(tasks, args.seeds, args.first_seed, base=base, session=session,
+        results = measure(tasks, args.seeds, args.first_seed, base=base, session=session, judge=judge,
                           progress=lambda m: print(f"  {m}", file=sys.stderr))
     except UserError as e:  # e.g. a --clip folder that is not there
         print(f"error: {e}", file=sys.stderr)
@@ -65,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         r = results["position"]
         exact = sum(v["position"] == asked for (asked, _, _), v in zip(r.judged, r.verdicts))
         print(f"\nposition, exact named position (not top/bottom left or right): {exact}/{r.runs} = {exact / r.runs:.0%}")
+    # the judge's CNN was trained on clean renders: how far to trust its shape and position verdicts
+    if checked := [name for name in ("shape", "position") if name in results]:
+        agreement = check_judge(judge)
+        for name in checked:
+            print(f"\n{summary_line(agreement[name])}: the {name} rate above is the judge's reading")
     images = sum(r.runs for r in results.values())
     print(f"\n{images} images at {base.size[0]}x{base.size[1]}, {base.steps} steps, lr {base.lr:g}, init {base.init}, "
           f"cutn {base.cutn}, CLIP {', '.join(base.clip)}: "

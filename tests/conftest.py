@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,7 @@ def load_script(relative_path: str):
     path = Path(__file__).resolve().parents[1] / relative_path
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module  # as an import would: dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
