@@ -119,6 +119,24 @@ def test_judge_missing_weights_is_a_user_error(tmp_path):
         Judge.load("cpu", tmp_path / "nope.safetensors")
 
 
+def test_judge_file_that_is_not_a_judge_is_a_user_error(tmp_path):
+    from safetensors.torch import save_file
+
+    from clipguide.demo import VQGAN_PATH
+    from clipguide.demo.judge import Judge
+    from clipguide.errors import UserError
+
+    corrupt = tmp_path / "judge.safetensors"
+    corrupt.write_bytes(b"not a safetensors file")
+    with pytest.raises(UserError, match="corrupt"):
+        Judge.load("cpu", corrupt)
+    with pytest.raises(UserError, match="no demo judge"):  # another model's weights
+        Judge.load("cpu", VQGAN_PATH)
+    save_file({"features.0.weight": torch.zeros(1)}, str(tmp_path / "partial.safetensors"))
+    with pytest.raises(UserError, match="no demo judge"):
+        Judge.load("cpu", tmp_path / "partial.safetensors")
+
+
 # --------------------------------------------------------------------------- CLIP
 
 

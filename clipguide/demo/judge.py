@@ -123,13 +123,17 @@ class Judge:
     @classmethod
     def load(cls, device: str | torch.device = "cpu", path: str | Path | None = None) -> "Judge":
         """Load the shipped judge (weights/demo/judge.safetensors) or the file at `path`."""
-        from safetensors.torch import load_file
+        from ..checkpoints import read_safetensors
 
         path = Path(path) if path is not None else JUDGE_PATH
         if not path.is_file():
             raise UserError(f"demo judge weights not found at {path}; run scripts/train_demo.py --part judge")
+        tensors, _ = read_safetensors(path)  # a corrupt file is a one-line UserError there
         net = JudgeNet()
-        net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+        if set(tensors) != set(net.state_dict()):
+            raise UserError(f"{path} holds no demo judge (its tensors are not JudgeNet's); "
+                            "give a judge.safetensors written by scripts/train_demo.py --part judge")
+        net.load_state_dict({k: v.float() for k, v in tensors.items()})
         return cls(net, device)
 
     @torch.no_grad()
