@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         session = api.Session(base.device, offline=True, progress=False)
-        judge = Judge.load()
+        judge = Judge()
         print_clean_margins(tasks, base.clip, session)
         results = measure(tasks, args.seeds, args.first_seed, base=base, session=session, judge=judge,
                           progress=lambda m: print(f"  {m}", file=sys.stderr))
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         r = results["position"]
         exact = sum(v["position"] == asked for (asked, _, _), v in zip(r.judged, r.verdicts))
         print(f"\nposition, exact named position (not top/bottom left or right): {exact}/{r.runs} = {exact / r.runs:.0%}")
-    # the judge's CNN was trained on clean renders: how far to trust its shape and position verdicts
+    # how far the judge's shape and position verdicts agree with the eye on generated pictures
     if checked := [name for name in ("shape", "position") if name in results]:
         agreement = check_judge(judge)
         for name in checked:

@@ -1,15 +1,16 @@
 #!/usr/bin/env python
 """Train clipguide's offline demo models on the shapes world (clipguide.demo.shapes).
 
-Three models, each reproducible from this script and its seed, CPU only:
+Two models, each reproducible from this script and its seed, CPU only:
 
 * a tiny open_clip CLIP  -> weights/demo/clip/{open_clip_config.json, open_clip_model.safetensors}
 * a tiny taming VQGAN    -> weights/demo/vqgan.safetensors  (clipguide-vqgan format)
-* a small CNN judge      -> weights/demo/judge.safetensors  (shape + position classifier)
+
+(The steering judge, clipguide.demo.judge, reads pixels and outlines and has no weights to train.)
 
 Usage (from the repository root; clipguide must be importable, e.g. `pip install -e .` or PYTHONPATH=.):
         nice -n 5 python scripts/train_demo.py --part all --vq-fp16 --out weights/demo
-        (--part clip|vqgan|judge trains one; the parts are independent and can run in parallel;
+        (--part clip|vqgan trains one; the parts are independent and can run in parallel;
         --part eval-clip|eval-vqgan re-measures saved weights). The defaults are the shipped run's.
         One thread per process: on 2 shared cores, 2-thread OpenMP runs were ~9x slower per step.
 
@@ -687,73 +688,11 @@ def save_vqgan(model: TinyVQGAN, args) -> None:
               metadata={"format": "clipguide-vqgan", "config": json.dumps(config)})
 
 
-# =========================================================================== judge
-
-def judge_augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Colour is judged from pixels, so the CNN is trained colour-blind: random channel
-    permutations/inversions and jitter, plus noise and blur like a generator's artefacts."""
-    b = x.shape[0]
-    perm = torch.stack([torch.randperm(3, generator=g) for _ in range(b)])
-    x = torch.gather(x, 1, perm[:, :, None, None].expand_as(x))
-    inv = torch.rand(b, 1, 1, 1, generator=g) < 0.3
-    x = torch.where(inv, 1 - x, x)
-    x = x * (0.7 + 0.6 * torch.rand(b, 3, 1, 1, generator=g)) + 0.2 * (torch.rand(b, 3, 1, 1, generator=g) - 0.5)
-    blur = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-    x = torch.where(torch.rand(b, 1, 1, 1, generator=g) < 0.4, blur, x)
-    x = x + torch.randn(x.shape, generator=g) * 0.08 * torch.rand(b, 1, 1, 1, generator=g)
-    return x.clamp(0, 1)
-
-
-def train_judge(args, log: Log) -> dict:
-    from safetensors.torch import save_file
-
-    from clipguide.demo.judge import JudgeNet
-
-    torch.manual_seed(args.seed + 7)
-    rng = np.random.default_rng(args.seed + 7)
-    g = torch.Generator().manual_seed(args.seed + 7)
-    net = JudgeNet()
-    n_params = sum(p.numel() for p in net.parameters())
-    log(f"judge params {n_params:,}")
-    opt = torch.optim.AdamW(net.parameters(), lr=args.judge_lr, weight_decay=1e-4)
-    t0 = time.time()
-    for step in range(args.judge_steps):
-        for pg in opt.param_groups:
-            pg["lr"] = cosine_lr(step, args.judge_steps, args.judge_lr, 50)
-        scenes = [S.sample_scene(rng) for _ in range(args.judge_batch)]
-        x = judge_augment(images_tensor(scenes), g)
-        ys = torch.tensor([S.SHAPES.index(s.shape) for s in scenes])
-        yp = torch.tensor([list(S.POSITIONS).index(s.position) for s in scenes])
-        ls, lp = net(x)
-        loss = F.cross_entropy(ls, ys) + F.cross_entropy(lp, yp)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % 50 == 0 or step == args.judge_steps - 1:
-            log(f"judge step {step} loss {loss.item():.4f} {time.time() - t0:.0f}s")
-    train_s = time.time() - t0
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().float().contiguous() for k, v in net.state_dict().items()},
-              str(Path(args.out) / "judge.safetensors"), metadata={"format": "clipguide-judge"})
-    from clipguide.demo.judge import Judge
-
-    judge = Judge.load(path=Path(args.out) / "judge.safetensors")
-    scenes = S.make_scenes(args.seed + 3_000_000, args.eval_n)
-    preds = judge.predict(images_tensor(scenes))
-    acc = {f: sum(p[f] == getattr(s, k) for p, s in zip(preds, scenes)) / len(scenes)
-           for f, k in (("shape", "shape"), ("position", "position"), ("shape_colour", "colour"),
-                        ("background", "background"))}
-    metrics = {"params": n_params, "train_seconds": round(train_s, 1), "steps": args.judge_steps,
-               "batch": args.judge_batch, "heldout_accuracy": acc}
-    log("judge held-out", json.dumps(metrics))
-    return metrics
-
-
 # =========================================================================== main
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["all", "clip", "vqgan", "judge", "eval-clip", "eval-vqgan"], default="all")
+    ap.add_argument("--part", choices=["all", "clip", "vqgan", "eval-clip", "eval-vqgan"], default="all")
     ap.add_argument("--out", default="weights/demo")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -803,19 +742,16 @@ def main(argv=None) -> None:
     ap.add_argument("--vq-batch", type=int, default=12)
     ap.add_argument("--vq-lr", type=float, default=1e-3)
     ap.add_argument("--vq-fp16", action="store_true", help="store the VQGAN in fp16 (half the size)")
-    ap.add_argument("--judge-steps", type=int, default=400)
-    ap.add_argument("--judge-batch", type=int, default=64)
-    ap.add_argument("--judge-lr", type=float, default=2e-3)
     ap.add_argument("--eval-n", type=int, default=400)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     logs = Path(args.out) / "logs"
-    parts = ["clip", "vqgan", "judge"] if args.part == "all" else [args.part]
+    parts = ["clip", "vqgan"] if args.part == "all" else [args.part]
     for part in parts:
         log = Log(logs / f"{part}.log")
         log(f"{part}: {' '.join(sys.argv)}  torch {torch.__version__} threads {args.threads}")
         t0 = time.time()
-        metrics = {"clip": train_clip, "vqgan": train_vqgan, "judge": train_judge,
+        metrics = {"clip": train_clip, "vqgan": train_vqgan,
                    "eval-clip": eval_clip, "eval-vqgan": eval_vqgan}[part](args, log)
         metrics["wall_seconds"] = round(time.time() - t0, 1)
         metrics["args"] = vars(args)

@@ -63,7 +63,7 @@ def judge_pngs(paths) -> list[dict]:
 
     from clipguide.demo.judge import Judge
 
-    return Judge.load().predict(torch.stack([to_tensor(Image.open(p).convert("RGB")) for p in paths]))
+    return Judge().predict(torch.stack([to_tensor(Image.open(p).convert("RGB")) for p in paths]))
 
 
 @contextlib.contextmanager

@@ -3,11 +3,13 @@
 Paired prompts on the same seeds; the judge reads pixels. The benchmark
 (`python benchmarks/steering.py`) reports every task on many seeds; this test asserts a safe floor
 for what the demo models reliably do (benchmark, 32 seeds, the demo's 240 steps: shape and background
-colour 98%; position 91% from the codebook-mean start; shape does not steer yet, and the judge cannot
-read shape in generated pictures: benchmarks/judge_check.py, weights/demo/MODEL_CARD.md run 19).
+colour 98%; position 78% from the codebook-mean start; shape does not steer yet). The judge's shape and
+side agree with blind eye labels on 87% and 95% of held-out generated pictures (benchmarks/judge_check.py,
+weights/demo/MODEL_CARD.md run 20).
 """
 
 import json
+import sys
 
 import pytest
 
@@ -35,8 +37,9 @@ def test_position_follows_the_prompt_from_the_mean_start():
     # random codes leave the layout to the seed; around the codebook mean the prompt places the shape
     base = demo_settings(init="mean", lr=0.3, steps=90)
     result = measure(["position"], n_seeds=8, first_seed=0, base=base)["position"]
-    # left vs right on the same seeds: 11/16 here (benchmark, 16 seeds: 91%); the judge's side has
-    # three values (left, centre, right), and from random codes the same seeds score 2/16
+    # left vs right on the same seeds: 10/16 here, the misses all in the centre third (benchmark, 32
+    # seeds: 78%); the judge's side has three values (left, centre, right), and from random codes the
+    # same seeds score 7/16
     assert result.hits >= 9, result.judged
 
 
@@ -88,48 +91,61 @@ def test_judge_check_counts_agreement_with_the_eye_labels(monkeypatch, capsys):
     """benchmarks/judge_check.py: the judge against blind eye labels of generated pictures."""
     from conftest import load_script
 
-    from clipguide.demo.judge import Judge
-
     check = load_script("benchmarks/judge_check.py")
     images, pictures = check.load_pictures()
     assert images.shape == (len(pictures), 64, 64, 3) and len(pictures) >= 128
     for p in pictures:
         _, eye_values = check.TASKS[p["task"]]
-        assert p["eye"] in eye_values and p["asked"] in eye_values[:-1], p
-    clear = {t: [p for p in pictures if p["task"] == t and p["eye"] != "unclear"] for t in check.TASKS}
-    assert all(clear.values())
+        assert p["eye"] in eye_values and p["asked"] in eye_values[:-1] and p["split"] in check.SPLITS, p
+    clear = {(t, split): [p for p in pictures if p["task"] == t and p["split"] == split and p["eye"] != "unclear"]
+             for t in check.TASKS for split in check.SPLITS}
+    assert all(clear.values())  # both tasks have clear pictures in both splits
 
     class Echo:  # a judge that reads every picture exactly as the eye did ("unclear": a star, the centre)
         def predict(self, x):
-            assert x.shape == (len(pictures), 3, 64, 64)
+            assert x.shape[1:] == (3, 64, 64)
             return [{"shape": p["eye"] if p["task"] == "shape" and p["eye"] != "unclear" else "star",
                      "side": p["eye"] if p["task"] == "position" and p["eye"] != "unclear" else "centre"}
-                    for p in pictures]
+                    for p in pictures[:len(x)]]
 
     for task, result in check.check(Echo()).items():
-        assert (result.agree, result.clear) == (len(clear[task]), len(clear[task]))
+        for split in check.SPLITS:
+            n = len(clear[(task, split)])
+            assert result.agreement(split) == (n, n)
 
-    class Square:  # the shipped CNN's shape failure, exaggerated: everything is a square on the left
+    class Square:  # the old CNN's shape failure, exaggerated: everything is a square on the left
         def predict(self, x):
             return [{"shape": "square", "side": "left"} for _ in range(len(x))]
 
     results = check.check(Square())
-    assert results["shape"].agree == sum(p["eye"] == "square" for p in clear["shape"])
-    assert results["position"].agree == sum(p["eye"] == "left" for p in clear["position"])
+    for split in check.SPLITS:
+        assert results["shape"].agreement(split)[0] == sum(p["eye"] == "square" for p in clear[("shape", split)])
+        assert results["position"].agreement(split)[0] == sum(p["eye"] == "left" for p in clear[("position", split)])
     report = check.format_report(results["shape"])
+    assert "Held-out pictures:" in report and "Development pictures:" in report
     for clip, start in {(p["clip"], p["start"]) for p in pictures if p["task"] == "shape"}:
         assert f"| {clip} | {start} | " in report
 
-    assert check.main([]) == 0  # the shipped judge
-    out = capsys.readouterr().out
-    assert out.startswith("judge check, shape: the judge agrees with the eye labels on ")
-    assert "judge check, position: " in out
-    assert check.main(["--judge", "/nonexistent/judge.safetensors"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err
-    monkeypatch.setattr(Judge, "load", classmethod(lambda cls, *a, **k: Echo()))
+    monkeypatch.setattr(check, "Judge", Echo)
     assert check.main([]) == 0
-    assert f"{len(clear['shape'])}/{len(clear['shape'])} = 100%" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    n = len(clear[("shape", "held-out")])
+    assert out.startswith(f"judge check, shape: the judge agrees with the eye labels on {n}/{n} = 100% of the held-out")
+    assert "judge check, position: " in out
+
+
+def test_shipped_judge_reads_held_out_pictures_as_the_eye_does():
+    """The judge's outline reading on pictures labelled after it was fixed (run 20: shape 80+%, side 95%)."""
+    from conftest import load_script
+
+    from clipguide.demo.judge import Judge
+
+    check = load_script("benchmarks/judge_check.py")
+    results = check.check(Judge(), split="held-out")
+    agree, clear = results["shape"].agreement()
+    assert agree >= 0.75 * clear, results["shape"].pictures
+    agree, clear = results["position"].agreement()
+    assert agree >= 0.85 * clear, results["position"].pictures
 
 
 def test_judge_check_refuses_a_sheet_that_does_not_match_its_labels(tmp_path):
@@ -147,13 +163,22 @@ def test_judge_check_refuses_a_sheet_that_does_not_match_its_labels(tmp_path):
         check.load_pictures(tmp_path)
 
 
-def test_benchmark_says_how_far_to_trust_its_shape_rate(capsys):
+def test_benchmark_says_how_far_to_trust_its_shape_rate(monkeypatch, capsys):
     from conftest import load_script
 
     bench = load_script("benchmarks/steering.py")
+    checked = []
+
+    def check_judge(judge):  # the real check reads 250 pictures; its own tests are above
+        checked.append(judge)
+        picture = {"eye": "circle", "judge": "circle", "split": "held-out"}
+        result = sys.modules["judge_check"].CheckResult  # the module the benchmark imported
+        return {task: result(task, [picture]) for task in ("shape", "position")}
+
+    monkeypatch.setattr(bench, "check_judge", check_judge)
     assert bench.main(["--seeds", "1", "--tasks", "shape,position", "--steps", "1"]) == 0
     out = capsys.readouterr().out
-    assert "judge check, shape: the judge agrees with the eye labels on " in out
-    assert "judge check, position: " in out
+    assert "judge check, shape: the judge agrees with the eye labels on 1/1 = 100% of the held-out" in out
+    assert "judge check, position: " in out and len(checked) == 1
     assert bench.main(["--seeds", "1", "--tasks", "colour", "--steps", "1"]) == 0
     assert "judge check" not in capsys.readouterr().out  # colours are read from pixel statistics

@@ -2,7 +2,7 @@
 
 Each task is a pair of prompts that differ in one attribute (colour, shape, position). Both prompts
 run on the *same* seeds, so a seed that happens to start red cannot make "red" look good; the
-judge (:mod:`clipguide.demo.judge`: pixel statistics for colours, a separately trained CNN for
+judge (:mod:`clipguide.demo.judge`: pixel statistics for colours, the outline of the figure for
 shape and position) then says what each image shows. A run succeeds when the judge reads the
 attribute its prompt asked for.
 """
@@ -89,7 +89,7 @@ def measure(tasks: Sequence[str] = tuple(TASKS), n_seeds: int = 8, first_seed: i
 
     base = base or demo_settings()
     session = session or api.Session(base.device, offline=True, progress=False)
-    judge = judge or Judge.load()
+    judge = judge or Judge()
     seeds = list(range(first_seed, first_seed + n_seeds))
     results = {}
     for name in tasks:
