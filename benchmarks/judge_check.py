@@ -33,7 +33,7 @@ TASKS = {"shape": ("shape", ("circle", "square", "unclear")),
          "position": ("side", ("left", "centre", "right", "unclear"))}
 
 
-SPLITS = ("held-out", "development")
+SPLITS = ("held-out", "development")  # held-out first: its agreement is the one to quote
 
 
 @dataclass
@@ -85,7 +85,7 @@ def _share(agree: int, clear: int) -> str:
 
 def summary_line(result: CheckResult) -> str:
     seen = "a circle or a square" if result.task == "shape" else "which third the shape is in"
-    held_out, development = (_share(*result.agreement(split)) for split in ("held-out", "development"))
+    held_out, development = (_share(*result.agreement(split)) for split in SPLITS)
     return (f"judge check, {result.task}: the judge agrees with the eye labels on {held_out} of the held-out "
             f"generated pictures where the eye saw {seen} ({development} of those it was built on; "
             f"benchmarks/judge_check.py)")

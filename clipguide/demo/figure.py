@@ -45,9 +45,6 @@ SQUARE_CORNER_ALLOWANCE = 0.03
 @dataclass(frozen=True)
 class Figure:
     mask: np.ndarray  # bool (H, W)
-    contrast: float  # Lab distance between the figure's mean colour and its surrounding ring
-    solidity: float  # area / convex hull area
-    border_share: float  # share of the bounding box's perimeter that lies on the picture's border
 
     @property
     def centre(self) -> tuple[float, float]:
@@ -103,24 +100,25 @@ def _candidates(lab: np.ndarray) -> list[np.ndarray]:
     return found
 
 
-def _describe(lab: np.ndarray, mask: np.ndarray) -> tuple[Figure, float]:
+def _salience(lab: np.ndarray, mask: np.ndarray) -> float:
+    """How much the region stands out as one shape: contrast with the ring around it, times convexity
+    (area over hull area), times how little of its bounding box lies on the border, times size."""
     h, w = mask.shape
     ring = ndimage.binary_dilation(mask, iterations=3) & ~mask
-    contrast = float(np.linalg.norm(lab[mask].mean(0) - lab[ring].mean(0)))
+    contrast = np.linalg.norm(lab[mask].mean(0) - lab[ring].mean(0))
     solidity = mask.sum() / _hull_area(mask)
     ys, xs = np.nonzero(mask)
     on_border = (ys == 0).sum() + (ys == h - 1).sum() + (xs == 0).sum() + (xs == w - 1).sum()
     border_share = on_border / (2 * (np.ptp(xs) + np.ptp(ys) + 2))
     size = min(1.0, mask.sum() / (TYPICAL_AREA_FRACTION * h * w))
-    salience = contrast * solidity ** 2 * (1 - border_share) ** 2 * size ** 0.5
-    return Figure(mask, contrast, float(solidity), float(border_share)), float(salience)
+    return float(contrast * solidity ** 2 * (1 - border_share) ** 2 * size ** 0.5)
 
 
 def find_figure(image: np.ndarray) -> Figure | None:
     """The region of `image` (H, W, 3, 0-255) that stands out most as one shape, or None."""
     lab = _lab(image)
-    described = [_describe(lab, c) for c in _candidates(lab)]
-    return max(described, key=lambda d: d[1])[0] if described else None
+    candidates = _candidates(lab)
+    return Figure(max(candidates, key=lambda c: _salience(lab, c))) if candidates else None
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -148,25 +146,23 @@ def _start_templates(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return centres, np.array(halves), np.array(angles)
 
 
-def fitted_overlaps(masks: list[np.ndarray]) -> list[tuple[float, float]]:
-    """Per mask (all the same size): the overlap (IoU) with the ellipse, and with the rectangle, that
-    cover it best inside the picture.
+def _fitted_overlaps(mask: np.ndarray) -> tuple[float, float]:
+    """The overlap (IoU) of `mask` with the ellipse, and with the rectangle, that cover it best inside
+    the picture.
 
     Both start from the mask's centroid and second moments and are then moved, stretched and turned
-    by gradient ascent on a soft overlap, all masks in one batch. Only pixels in the picture count,
-    so a circle cut off by the border is matched by a circle that runs off the picture, not by a
-    rectangle with a flat side."""
-    if not masks:
-        return []
-    h, w = masks[0].shape
-    starts = [_start_templates(m) for m in masks]
-    per_mask = len(starts[0][2])
-    centre = torch.tensor(np.concatenate([c for c, _, _ in starts]), dtype=torch.float32, requires_grad=True)
-    log_half = torch.tensor(np.log(np.concatenate([hv for _, hv, _ in starts])), dtype=torch.float32,
-                            requires_grad=True)
-    angle = torch.tensor(np.concatenate([a for _, _, a in starts]), dtype=torch.float32, requires_grad=True)
-    is_ellipse = torch.tensor(([True] + [False] * (per_mask - 1)) * len(masks))[:, None, None]
-    target = torch.from_numpy(np.repeat(np.stack(masks), per_mask, axis=0))
+    by gradient ascent on a soft overlap. Only pixels in the picture count, so a circle cut off by
+    the border is matched by a circle that runs off the picture, not by a rectangle with a flat side.
+    One mask at a time: batched float sums round differently with the batch's size, which flipped a
+    borderline verdict; alone, a picture's verdict never depends on its company."""
+    h, w = mask.shape
+    centres, halves, angles = _start_templates(mask)
+    centre = torch.tensor(centres, dtype=torch.float32, requires_grad=True)
+    log_half = torch.tensor(np.log(halves), dtype=torch.float32, requires_grad=True)
+    angle = torch.tensor(angles, dtype=torch.float32, requires_grad=True)
+    is_ellipse = (torch.arange(len(angles)) == 0)[:, None, None]  # template 0 is the ellipse
+    target = torch.from_numpy(mask)
+    soft_target = target.float()
     gy, gx = torch.meshgrid(torch.arange(h, dtype=torch.float32) + 0.5, torch.arange(w, dtype=torch.float32) + 0.5,
                             indexing="ij")
 
@@ -180,20 +176,19 @@ def fitted_overlaps(masks: list[np.ndarray]) -> list[tuple[float, float]]:
         rectangle = torch.minimum(hu - u.abs(), hv - v.abs())
         return torch.where(is_ellipse, ellipse, rectangle)
 
-    soft_target = target.float()
     optimiser = torch.optim.Adam([centre, log_half, angle], lr=0.05)
     with torch.enable_grad():  # callers may judge under no_grad
         for _ in range(FIT_STEPS):
             soft = torch.sigmoid(2.0 * inside_distance())
             inter = (soft * soft_target).sum((1, 2))
-            iou = inter / (soft.sum((1, 2)) + soft_target.sum((1, 2)) - inter)
+            iou = inter / (soft.sum((1, 2)) + soft_target.sum() - inter)
             optimiser.zero_grad()
             (-iou.sum()).backward()
             optimiser.step()
     with torch.no_grad():
         hard = inside_distance() > 0
-        iou = ((hard & target).sum((1, 2)) / (hard | target).sum((1, 2)).clamp(min=1)).view(len(masks), per_mask)
-    return [(float(row[0]), float(row[1:].max())) for row in iou]
+        iou = (hard & target).sum((1, 2)) / (hard | target).sum((1, 2)).clamp(min=1)
+    return float(iou[0]), float(iou[1:].max())
 
 
 def _polygon_fit(mask: np.ndarray, shape: str, period: float) -> float:
@@ -217,18 +212,13 @@ def _polygon_fit(mask: np.ndarray, shape: str, period: float) -> float:
     return best
 
 
-def name_shapes(masks: list[np.ndarray]) -> list[tuple[str, float]]:
-    """For each figure mask: the world's shape that covers it best, and how well (IoU)."""
-    named = []
-    for mask in masks:
-        # one fit per mask, not one batch: batched float sums round differently with the batch's
-        # size, which flipped a borderline verdict; alone, a picture's verdict never depends on its company
-        (ellipse, rectangle), = fitted_overlaps([mask])
-        fits = {"circle": ellipse, "square": rectangle,
-                "triangle": _polygon_fit(mask, "triangle", 120.0), "star": _polygon_fit(mask, "star", 72.0)}
-        best = max(fits, key=lambda s: fits[s] + (SQUARE_CORNER_ALLOWANCE if s == "square" else 0.0))
-        named.append((best, fits[best]))
-    return named
+def name_shape(mask: np.ndarray) -> tuple[str, float]:
+    """The world's shape that covers the figure `mask` best, and how well (IoU)."""
+    ellipse, rectangle = _fitted_overlaps(mask)
+    fits = {"circle": ellipse, "square": rectangle,
+            "triangle": _polygon_fit(mask, "triangle", 120.0), "star": _polygon_fit(mask, "star", 72.0)}
+    best = max(fits, key=lambda s: fits[s] + (SQUARE_CORNER_ALLOWANCE if s == "square" else 0.0))
+    return best, fits[best]
 
 
 def position_of(x: float, y: float) -> str:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from clipguide.demo.figure import find_figure, name_shapes, position_of
+from clipguide.demo.figure import find_figure, name_shape, position_of
 from clipguide.demo.shapes import COLOURS, GRADIENTS
 
 _NAMES = list(COLOURS)
@@ -108,15 +108,12 @@ class Judge:
         x = images.detach().float().clamp(0, 1).cpu()
         if x.shape[-2:] != (self.SIZE, self.SIZE):
             x = F.interpolate(x, size=(self.SIZE, self.SIZE), mode="bilinear", antialias=True, align_corners=False)
-        pictures = x.permute(0, 2, 3, 1).numpy() * 255.0
-        figures = [find_figure(p) for p in pictures]
-        shapes = iter(name_shapes([f.mask for f in figures if f is not None]))
         out = []
-        for pixels, figure in zip(pictures, figures):
+        for pixels in x.permute(0, 2, 3, 1).numpy() * 255.0:
             background = background_name(pixels)
             verdict = {"shape": "none", "shape_fit": 0.0, "position": "none", "side": "none"}
-            if figure is not None:
-                shape, fit = next(shapes)
+            if (figure := find_figure(pixels)) is not None:
+                shape, fit = name_shape(figure.mask)
                 position = position_of(*figure.centre)
                 verdict = {"shape": shape, "shape_fit": fit, "position": position, "side": side_of(position)}
             out.append({**verdict, "shape_colour": shape_colour_name(pixels, background), "background": background})
