@@ -191,7 +191,12 @@ def clip_batch(rng: np.random.Generator, n: int, n_clutter: int = 0, n_noise: in
 
 # Caption styles that name each field, for the zero-shot loss below (canonical phrasing, as prompts).
 _ZS_STYLES = {"shape": ("short", "shape", "placed", "full"), "position": ("placed", "position", "full"),
-              "colour": ("short", "shape", "placed", "full")}
+              "colour": ("short", "shape", "placed", "full"),
+              # "binding": the caption with the shape's and the plain ground's colours swapped ("a black
+              # circle on a yellow background" for a yellow circle on black), tried because run 17d drew
+              # shapes in inverted colours. It did not change that: the CLIPs already had this margin on
+              # clean pictures, the inversion is the loop's (MODEL_CARD run 21)
+              "binding": ("short", "placed", "full")}
 
 
 def _zero_shot_fields(text: str) -> tuple[str, ...]:
@@ -203,6 +208,14 @@ def _zero_shot_fields(text: str) -> tuple[str, ...]:
     return fields
 
 
+def _field_variants(scene, field: str) -> list:
+    """The scene with `field` set to each of its options (the scene itself among them)."""
+    if field == "binding":
+        swapped = dataclasses.replace(scene, colour=scene.background, background=scene.colour)
+        return [scene, swapped] if scene.background in S.COLOURS else [scene]
+    return [dataclasses.replace(scene, **{field: o}) for o in _OPTIONS[field]]
+
+
 def _field_choices(scenes, chosen, field: str, rng: np.random.Generator):
     """For each chosen image, its scene's caption among the captions that differ only in `field`
     (one random prompt style per image). Returns the distinct captions, an index (images, choices)
@@ -211,7 +224,7 @@ def _field_choices(scenes, chosen, field: str, rng: np.random.Generator):
     for i in chosen:
         scene = scenes[i]
         style = str(rng.choice(_ZS_STYLES[field]))
-        variants = [v for v in (dataclasses.replace(scene, **{field: o}) for o in _OPTIONS[field]) if _valid(v)]
+        variants = [v for v in _field_variants(scene, field) if _valid(v)]
         rows.append([S.caption(v, style) for v in variants])
         labels.append(variants.index(scene))
     unique = sorted({c for row in rows for c in row})
@@ -290,7 +303,8 @@ def pair_margin_loss(model, tok, x01: torch.Tensor, scenes, fields, margin: floa
         for txt, index, others, labels in pairs:
             sims = ((txt.detach() if detach_text else txt)[index] * img[:, None, :]).sum(-1)
             gap = sims.gather(1, labels[:, None]) - sims
-            total = total + F.relu(margin - gap)[others].mean()
+            if others.any():  # a batch of gradient grounds has no "binding" pair
+                total = total + F.relu(margin - gap)[others].mean()
         return total
 
     if eps > 0:

@@ -163,11 +163,16 @@ def test_demo_clip_loads_with_its_own_preprocess(demo_clip):
     assert tokenizer(["a red circle"]).shape == (1, cfg["model_cfg"]["text_cfg"]["context_length"])
 
 
+def _pixel_normalisation(model) -> tuple[torch.Tensor, torch.Tensor]:
+    """The CLIP's own mean and std, shaped to normalise (3, H, W) pixels."""
+    cfg = model.visual.preprocess_cfg
+    return torch.tensor(cfg["mean"])[:, None, None], torch.tensor(cfg["std"])[:, None, None]
+
+
 @torch.no_grad()
 def test_demo_clip_ranks_the_right_colour_first(demo_clip):
     model, _, tokenizer = demo_clip
-    mean = torch.tensor(model.visual.preprocess_cfg["mean"])[:, None, None]
-    std = torch.tensor(model.visual.preprocess_cfg["std"])[:, None, None]
+    mean, std = _pixel_normalisation(model)
     cases = [S.Scene("circle", "red", "large", "centre", "blue"),
              S.Scene("square", "yellow", "large", "left", "black"),
              S.Scene("star", "white", "large", "top", "green")]
@@ -255,8 +260,7 @@ def test_zero_shot_loss_is_low_for_the_true_captions_only(demo_clip, train_demo)
     model, _, tokenizer = demo_clip
     rng = np.random.default_rng(0)
     images, _, _, _, _, scenes = train_demo.clip_batch(rng, 16)
-    mean = torch.tensor(model.visual.preprocess_cfg["mean"])[:, None, None]
-    std = torch.tensor(model.visual.preprocess_cfg["std"])[:, None, None]
+    mean, std = _pixel_normalisation(model)
     img = torch.nn.functional.normalize(model.encode_image((S.to_tensor(images) - mean) / std), dim=-1)
     for field in ("colour", "position"):
         # the same scenes with another valid value in `field`: every image now gets a wrong label
@@ -276,8 +280,7 @@ def test_pair_margin_loss_is_low_for_true_captions_and_raised_by_its_attack(demo
     model, _, tokenizer = demo_clip
     images, _, _, _, _, scenes = train_demo.clip_batch(np.random.default_rng(0), 16)
     x01 = S.to_tensor(images)
-    mean = torch.tensor(model.visual.preprocess_cfg["mean"])[:, None, None]
-    std = torch.tensor(model.visual.preprocess_cfg["std"])[:, None, None]
+    mean, std = _pixel_normalisation(model)
     swapped = [next(t for t in (dataclasses.replace(s, colour=v) for v in train_demo._OPTIONS["colour"])
                     if t != s and train_demo._valid(t)) for s in scenes]
 
@@ -290,6 +293,29 @@ def test_pair_margin_loss_is_low_for_true_captions_and_raised_by_its_attack(demo
     assert true < 0.02 and wrong > 0.1, (true, wrong)
     clean, attacked = loss(scenes, 0.0, margin=0.5), loss(scenes, 32 / 255, margin=0.5)
     assert attacked > clean + 0.05, (clean, attacked)
+
+
+def test_binding_pairs_swap_the_shape_and_ground_colours(demo_clip, train_demo):
+    """The "binding" field's other caption is the scene with its shape's and plain ground's colours
+    swapped; a gradient ground has none. The shipped CLIP binds colours to shape and ground, so the
+    hinge is small on the true scenes and large when each image is scored as its swapped scene."""
+    scene = S.Scene(shape="circle", colour="yellow", size="small", position="centre", background="black")
+    assert train_demo._field_variants(scene, "binding") == [scene, dataclasses.replace(scene, colour="black",
+                                                                                          background="yellow")]
+    assert train_demo._field_variants(dataclasses.replace(scene, background="sunset sky"), "binding") == \
+        [dataclasses.replace(scene, background="sunset sky")]
+    model, _, tokenizer = demo_clip
+    images, _, _, _, _, scenes = train_demo.clip_batch(np.random.default_rng(0), 16)
+    mean, std = _pixel_normalisation(model)
+    swapped = [train_demo._field_variants(s, "binding")[-1] if s is not None else None for s in scenes]
+
+    def loss(scenes_):
+        return train_demo.pair_margin_loss(model, tokenizer, S.to_tensor(images), scenes_, ["binding"], 0.1, 0.0,
+                                           mean, std, np.random.default_rng(1), torch.Generator().manual_seed(0),
+                                           False, 16).item()
+
+    true, wrong = loss(scenes), loss(swapped)
+    assert true < 0.02 and wrong > 0.1, (true, wrong)
 
 
 def test_training_script_fine_tunes_a_saved_clip(tmp_path, capsys, train_demo):
