@@ -169,7 +169,7 @@ def test_benchmark_says_how_far_to_trust_its_shape_rate(monkeypatch, capsys):
     bench = load_script("benchmarks/steering.py")
     checked = []
 
-    def check_judge(judge):  # the real check reads 250 pictures; its own tests are above
+    def check_judge(judge):  # the real check reads all 320 pictures; its own tests are above
         checked.append(judge)
         picture = {"eye": "circle", "judge": "circle", "split": "held-out"}
         result = sys.modules["judge_check"].CheckResult  # the module the benchmark imported
