@@ -3,9 +3,9 @@
 Paired prompts on the same seeds; the judge reads pixels. The benchmark
 (`python benchmarks/steering.py`) reports every task on many seeds; this test asserts a safe floor
 for what the demo models reliably do (benchmark, 32 seeds, the demo's 240 steps: shape and background
-colour 98%; position 76% (128 runs) from the codebook-mean start; shape does not steer yet). The judge's shape and
-side agree with blind eye labels on 87% and 95% of held-out generated pictures (benchmarks/judge_check.py,
-weights/demo/MODEL_CARD.md run 20).
+colour 98%; position 88% (128 runs) from the codebook-mean start at lr 0.1; shape does not steer
+yet). The judge's shape and side agree with blind eye labels on 87% and 95% of held-out generated
+pictures (benchmarks/judge_check.py, weights/demo/MODEL_CARD.md run 20).
 """
 
 import json
@@ -35,12 +35,12 @@ def test_shape_colour_follows_the_prompt():
 
 def test_position_follows_the_prompt_from_the_mean_start():
     # random codes leave the layout to the seed; around the codebook mean the prompt places the shape
-    base = demo_settings(init="mean", lr=0.3, steps=90)
-    result = measure(["position"], n_seeds=8, first_seed=0, base=base)["position"]
-    # left vs right on the same seeds: 10/16 here, the misses all in the centre third (benchmark: 78%
-    # over 32 seeds, 76% over 64); the judge's side has three values (left, centre, right), and from
-    # random codes the same seeds score 7/16
-    assert result.hits >= 9, result.judged
+    # (the README's setting: small steps, so the shape grows where the prompt says before it settles)
+    base = demo_settings(init="mean", lr=0.1, steps=270)
+    result = measure(["position"], n_seeds=4, first_seed=0, base=base)["position"]
+    # left vs right on the same seeds: 7/8 here (seeds 4-7: 7/8 too; benchmark: 88% over 128 runs);
+    # the judge's side has three values (left, centre, right), so chance is a third
+    assert result.hits >= 6, result.judged
 
 
 def test_tasks_are_paired_prompts_that_differ_in_one_attribute():
