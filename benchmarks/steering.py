@@ -3,6 +3,7 @@
     python benchmarks/steering.py --seeds 32            # the figures in weights/demo/MODEL_CARD.md
     python benchmarks/steering.py --seeds 8 --tasks colour,shape --steps 100
     python benchmarks/steering.py --init mean --lr 0.1 --steps 270  # the start that steers position
+    python benchmarks/steering.py --tasks shape --clip demo --clip demo-wide --init mean --lr 0.1 --steps 270  # shape
     python benchmarks/steering.py --clip runs/clip --clip demo      # a candidate CLIP (here with the shipped one)
 
 Prints each CLIP's margins on clean pictures (can it tell the pair apart at all?), then the table of

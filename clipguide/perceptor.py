@@ -1,9 +1,9 @@
 """CLIP models (through open_clip only) and the embeddings the loop steers toward.
 
 A spec names a model the way users write it: ``ViT-B-32/openai`` (an open_clip architecture and
-pretrained tag), ``demo`` (the shipped shapes-world CLIP), a local folder in open_clip's hub layout
-(``open_clip_config.json`` + weights), or ``NAME/path/to/weights.safetensors``. Mean, std and input
-size always come from the model's own preprocess config, never from constants here.
+pretrained tag), ``demo`` or ``demo-wide`` (the shipped shapes-world CLIPs), a local folder in
+open_clip's hub layout (``open_clip_config.json`` + weights), or ``NAME/path/to/weights.safetensors``.
+Mean, std and input size always come from the model's own preprocess config, never from constants here.
 """
 
 from __future__ import annotations
@@ -76,10 +76,16 @@ def resize_for(model: ClipModel, images: torch.Tensor) -> torch.Tensor:
     return F.interpolate(images, size=(size, size), mode=mode).clamp(0, 1)
 
 
-def demo_clip_dir() -> Path:
-    from .demo import CLIP_DIR
+def demo_clip_dir(spec: str = "demo") -> Path:
+    from .demo import DEMO_CLIPS
 
-    return CLIP_DIR
+    return DEMO_CLIPS[spec]
+
+
+def demo_clip_specs() -> tuple[str, ...]:
+    from .demo import DEMO_CLIPS
+
+    return tuple(DEMO_CLIPS)
 
 
 def load_clip(spec: str, device: torch.device | str = "cpu", *, offline: bool = False) -> ClipModel:
@@ -87,10 +93,10 @@ def load_clip(spec: str, device: torch.device | str = "cpu", *, offline: bool = 
     import open_clip
 
     offline = offline or _env_offline()
-    if spec == "demo":
-        folder = demo_clip_dir()
+    if spec in demo_clip_specs():
+        folder = demo_clip_dir(spec)
         if not (folder / "open_clip_config.json").is_file():
-            raise MissingWeightsError(f"the demo CLIP is missing: expected {folder}/open_clip_config.json (reinstall clipguide)")
+            raise MissingWeightsError(f"the {spec} CLIP is missing: expected {folder}/open_clip_config.json (reinstall clipguide)")
         name = f"local-dir:{folder}"
         model, _ = _create(open_clip, name, None, spec)
     elif Path(spec).expanduser().is_dir():

@@ -49,7 +49,7 @@ class Settings:
     init_weight: float = _opt(0.0, "Keep the result close to the init image (MSE weight, decays over the run).")
 
     generator: str = _opt("vqgan_imagenet_f16_16384", "Generator: a manifest name, 'demo', or a local checkpoint path.")
-    clip: tuple[str, ...] = _opt(("ViT-B-32/openai",), "CLIP model(s): NAME/PRETRAINED, 'demo', or a local path.")
+    clip: tuple[str, ...] = _opt(("ViT-B-32/openai",), "CLIP model(s): NAME/PRETRAINED, 'demo', 'demo-wide', or a local path.")
 
     size: tuple[int, int] | None = _opt(None, "Width and height in pixels (default 256x256 on CPU, 512x512 on GPU).")
     steps: int = _opt(400, "Optimisation steps.")

@@ -236,6 +236,7 @@ def test_default_model_choices_are_names_the_library_knows():
 
     gens, clips = webui.default_generators(), webui.default_clips()
     assert gens["demo"] == "demo" and Settings().generator in gens
+    assert clips["demo"] == "demo" and clips["demo-wide"] == "demo-wide"  # both shipped demo CLIPs
     assert Settings().clip[0] in clips
     for spec in webui.DEFAULT_CLIPS:
         assert tuple(spec.split("/")) in open_clip.list_pretrained()
