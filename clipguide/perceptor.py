@@ -76,16 +76,15 @@ def resize_for(model: ClipModel, images: torch.Tensor) -> torch.Tensor:
     return F.interpolate(images, size=(size, size), mode=mode).clamp(0, 1)
 
 
+def demo_clips() -> dict[str, Path]:
+    """Spec → folder of each shipped demo CLIP ("demo", "demo-wide")."""
+    from .demo import DEMO_CLIPS
+
+    return DEMO_CLIPS
+
+
 def demo_clip_dir(spec: str = "demo") -> Path:
-    from .demo import DEMO_CLIPS
-
-    return DEMO_CLIPS[spec]
-
-
-def demo_clip_specs() -> tuple[str, ...]:
-    from .demo import DEMO_CLIPS
-
-    return tuple(DEMO_CLIPS)
+    return demo_clips()[spec]
 
 
 def load_clip(spec: str, device: torch.device | str = "cpu", *, offline: bool = False) -> ClipModel:
@@ -93,7 +92,7 @@ def load_clip(spec: str, device: torch.device | str = "cpu", *, offline: bool = 
     import open_clip
 
     offline = offline or _env_offline()
-    if spec in demo_clip_specs():
+    if spec in demo_clips():
         folder = demo_clip_dir(spec)
         if not (folder / "open_clip_config.json").is_file():
             raise MissingWeightsError(f"the {spec} CLIP is missing: expected {folder}/open_clip_config.json (reinstall clipguide)")

@@ -84,9 +84,9 @@ def default_generators() -> dict[str, str]:
 
 def default_clips() -> dict[str, str]:
     """Label → CLIP spec: the demo CLIPs plus a few open_clip models VQGAN+CLIP users know."""
-    from .perceptor import demo_clip_specs
+    from .perceptor import demo_clips
 
-    return {**{spec: spec for spec in demo_clip_specs()}, **{name: name for name in DEFAULT_CLIPS}}
+    return {**{spec: spec for spec in demo_clips()}, **{name: name for name in DEFAULT_CLIPS}}
 
 
 def check_upload(path: str | None, limits: Limits, what: str) -> str | None:

@@ -54,16 +54,12 @@ CLIP_CFGS = {
         "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2,
                      "mlp_ratio": 2.0},
     },
-    # The same tower at twice the width (run 24): at width 16 shape competes with colour and
-    # position for 16 stem channels, and the runs that held a shape margin lost colour (17d) or drew
-    # fewer clear shapes (18a).
-    "resnet-wide": {
-        "embed_dim": 64,
-        "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 32, "head_width": 32},
-        "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2,
-                     "mlp_ratio": 2.0},
-    },
 }
+# The same tower at twice the width (run 24): at width 16 shape competes with colour and position for
+# 16 stem channels, and the runs that held a shape margin lost colour (17d) or drew fewer clear
+# shapes (18a).
+CLIP_CFGS["resnet-wide"] = {**CLIP_CFGS["resnet"],
+                            "vision_cfg": {**CLIP_CFGS["resnet"]["vision_cfg"], "width": 32}}
 # taming normalises with GroupNorm(32 groups): at 32 channels every channel is normalised on its own
 # over the whole image, which erases the absolute level of flat colours (the probe's washed-out
 # 12.8 dB). 64 channels (2 per group) let a channel be read against its partner, so colours survive.

@@ -66,6 +66,16 @@ def test_bad_clip_specs_are_user_errors(spec, fragment):
         load_clip(spec)
 
 
+@pytest.mark.parametrize("spec", ["demo", "demo-wide"])
+def test_missing_demo_clip_names_its_folder(monkeypatch, tmp_path, spec):
+    from clipguide import demo
+
+    monkeypatch.setitem(demo.DEMO_CLIPS, spec, tmp_path / "gone")
+    with pytest.raises(UserError, match=f"the {spec} CLIP is missing: expected .*gone") as caught:
+        load_clip(spec)
+    assert "\n" not in str(caught.value)
+
+
 def test_offline_missing_clip_weights_names_the_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     with pytest.raises(UserError, match="not in the Hugging Face cache"):
