@@ -2,9 +2,10 @@
 
 No checkpoint can be assumed (CI machines have no network), and timing does not depend on
 weight values, so the benchmark builds the *real-size* architectures with random weights — VQGAN
-ImageNet f16_16384 (taming's published ddconfig) and open_clip ``ViT-B-32`` — and runs the
-product's own loop on them: :func:`clipguide.api.prepare_models`, :class:`clipguide.cutouts.Cutouts`
-and :func:`clipguide.engine.run`, never a copy. ``--tiny`` swaps in test-size models (for tests).
+ImageNet f16_16384 (taming's published ddconfig) and open_clip ``ViT-B-32`` — hands them to a
+:class:`~clipguide.session.Session`, and runs the product's own run on them: settings →
+:func:`clipguide.build.build_run` → :func:`clipguide.engine.run`, exactly what ``generate`` does.
+``--tiny`` swaps in test-size models (for tests).
 
 Peak RSS comes from ``getrusage``, which is a process-lifetime maximum, so a grid runs every
 configuration in its own subprocess; a single configuration runs in-process.
@@ -28,6 +29,7 @@ from typing import Any
 
 import torch
 
+from .presets import demo_settings
 from .settings import Settings
 
 #: taming's model.params of the published VQGAN ImageNet f16_16384 (architecture part only).
@@ -80,29 +82,48 @@ def build_models(device: torch.device, *, tiny: bool = False, seed: int = 0):
     return generator, Perceptor([wrap_clip(CLIP_ARCH, clip, CLIP_ARCH, device)])
 
 
+#: The specs the benchmark's random-weight models are known by in its session.
+BENCH_GENERATOR, BENCH_CLIP = "bench:vqgan_f16_16384", "bench:ViT-B-32"
+
+
+def bench_settings(*, size: tuple[int, int] = (256, 256), cutn: int = 32, seeds: int = 1, steps: int = 10,
+                   precision: str = "fp32", device: str = "cpu", checkpointing: bool = False) -> Settings:
+    """What the benchmark runs: the defaults users get (augments, optimiser, lr), at the asked size."""
+    return Settings(prompt=PROMPT, generator=BENCH_GENERATOR, clip=(BENCH_CLIP,), size=size, cutn=cutn, seeds=seeds,
+                    steps=steps, precision=precision, device=device, checkpointing=checkpointing)
+
+
+def bench_session(device: str, *, tiny: bool = False):
+    """A session whose generator and CLIP are the real architectures with random weights."""
+    from .session import Session
+
+    session = Session(device)
+    generator, perceptor = build_models(session.device, tiny=tiny)
+    session.add_generator(BENCH_GENERATOR, generator)
+    session.add_clip(BENCH_CLIP, perceptor.models[0])
+    return session
+
+
 def run_config(*, size: tuple[int, int] = (256, 256), cutn: int = 32, seeds: int = 1, steps: int = 8,
                warmup: int = 2, precision: str = "fp32", device: str = "cpu", tiny: bool = False,
                checkpointing: bool = False, compile: bool = False, flops: bool = False,
                peak_tflops: float | None = None) -> dict[str, Any]:
-    """Time ``steps`` steps of the real loop after ``warmup`` steps; returns the figures as a dict."""
-    from . import api, engine
-    from .cutouts import Cutouts
-    from .prompts import Prompt
-    from .settings import DEFAULT_AUGMENTS
+    """Time ``steps`` steps of the real run after ``warmup`` steps; returns the figures as a dict."""
+    from . import engine
+    from .build import build_run, prepare_models
 
-    dev = api.resolve_device(device)
-    dtype = api.resolve_precision(precision, dev)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
+    if device != "cpu" and torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     t_build = time.perf_counter()
-    generator, perceptor = build_models(dev, tiny=tiny)
-    api.prepare_models(generator, perceptor, dev, checkpointing=checkpointing, compile=compile)
+    session = bench_session(device, tiny=tiny)
+    dev = session.device
+    settings = bench_settings(size=size, cutn=cutn, seeds=seeds, steps=warmup + steps, precision=precision,
+                              device=device, checkpointing=checkpointing)
+    run = build_run(settings, session=session)
+    if compile:
+        prepare_models(run.generator, run.perceptor, dev, checkpointing=checkpointing, compile=True)
     build_s = time.perf_counter() - t_build
-    targets = api.build_targets(perceptor, [Prompt(PROMPT, 1.0)], (), dev)
-    gens = [torch.Generator().manual_seed(s) for s in range(seeds)]
-    latent = generator.init_latent(size, gens)
-    cutouts = Cutouts(cutn, 1.0, DEFAULT_AUGMENTS, 0.1).to(dev)
-    config = engine.LoopConfig(steps=warmup + steps, lr=generator.default_lr, autocast_dtype=dtype)
+    dtype = run.autocast_dtype
 
     stamps: list[float] = []
     cpu_stamps: list[float] = []  # process CPU time: a steadier figure than wall time on a shared machine
@@ -117,7 +138,7 @@ def run_config(*, size: tuple[int, int] = (256, 256), cutn: int = 32, seeds: int
 
     stamps.append(time.perf_counter())
     cpu_stamps.append(time.process_time())
-    engine.run(generator, perceptor, targets, cutouts, latent, gens, config, callback)
+    engine.run(run, callback)
     per_step = [b - a for a, b in zip(stamps, stamps[1:])]
     timed = per_step[warmup:] or per_step
     cpu_timed = [b - a for a, b in zip(cpu_stamps, cpu_stamps[1:])][warmup:] or [cpu_stamps[-1] - cpu_stamps[0]]
@@ -137,7 +158,7 @@ def run_config(*, size: tuple[int, int] = (256, 256), cutn: int = 32, seeds: int
     if dev.type == "cuda":
         result["peak_cuda_mib"] = torch.cuda.max_memory_allocated(dev) / 2**20
     if flops:  # after the peak was read: the counting pass holds extra state of its own
-        gflop = count_step_gflop(generator, perceptor, targets, cutouts, latent, gens, dtype)
+        gflop = count_step_gflop(run)
         result["gflop_per_it"] = gflop
         result["achieved_tflops"] = gflop / median / 1000
         if peak_tflops:  # model FLOPs utilisation against the peak the user gives for the device
@@ -145,21 +166,29 @@ def run_config(*, size: tuple[int, int] = (256, 256), cutn: int = 32, seeds: int
     return result
 
 
-def count_step_gflop(generator, perceptor, targets, cutouts, latent, gens, dtype) -> float:
+def count_step_gflop(run) -> float:
     """GFLOP of one forward+backward of the loss (torch.utils.flop_counter: matmuls/convs/attention)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from . import engine
 
-    device_type = latent["z"].device.type
+    latent = run.latent
+    device_type = next(iter(latent.values())).device.type
+    dtype = run.autocast_dtype
     autocast = torch.autocast(device_type, dtype=dtype) if dtype else torch.autocast(device_type, enabled=False)
     probe = {k: v.detach().clone().requires_grad_(not k.startswith("_")) for k, v in latent.items()}
     counter = FlopCounterMode(display=False)
     with counter:
         with autocast:
-            loss = engine.image_losses(generator, perceptor, targets, cutouts, probe, gens).sum()
+            loss = engine.losses(_with_latent(run, probe), 0)[0].sum()
         loss.backward()
     return counter.get_total_flops() / 1e9
+
+
+def _with_latent(run, latent):
+    from dataclasses import replace
+
+    return replace(run, latent=latent)
 
 
 QUALITY_BACKGROUNDS = ("red", "blue", "green", "yellow")
@@ -179,11 +208,12 @@ def quality_check(precisions: Sequence[str] = ("fp32", "bf16", "fp16"), *, steps
     from .demo.judge import background_name
 
     session = api.Session(device)
+    demo = {k: v for k, v in demo_settings().items() if k in ("generator", "clip")}
     curves: dict[str, list[list[float]]] = {p: [] for p in precisions}
     hits: dict[str, int] = {p: 0 for p in precisions}
     seconds: dict[str, float] = {p: 0.0 for p in precisions}
     for colour in QUALITY_BACKGROUNDS:
-        settings = Settings(prompt=f"a {colour} background", generator="demo", clip=("demo",), size=(size, size),
+        settings = Settings(prompt=f"a {colour} background", **demo, size=(size, size),
                             steps=steps, cutn=cutn, seeds=seeds, seed=0, device=device)
         for precision in precisions:
             curve: list[float] = []

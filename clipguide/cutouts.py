@@ -19,23 +19,15 @@ import torch
 from torch import nn
 from torchvision.ops import roi_align
 
+from .registry import AUGMENTS
 from .settings import DEFAULT_AUGMENTS
 
 
 def build_augments(names: Sequence[str]) -> nn.Module:
-    """The lineage's augment list, in a fixed order whatever the order of ``names``.
-
-    "noise" is not a kornia module: it is added per cutout by :class:`Cutouts` itself.
-    """
-    available = {
-        "flip": lambda: K.RandomHorizontalFlip(p=0.5),
-        "sharpness": lambda: K.RandomSharpness(0.3, p=0.4),
-        "affine": lambda: K.RandomAffine(degrees=15, translate=(0.1, 0.1), p=0.7, padding_mode="border"),
-        "perspective": lambda: K.RandomPerspective(0.2, p=0.7),
-        "jitter": lambda: K.ColorJitter(hue=0.01, saturation=0.01, p=0.7),
-        "erasing": lambda: K.RandomErasing(scale=(0.1, 0.4), ratio=(0.3, 1 / 0.3), value=0.5, p=0.7),
-    }
-    modules = [make() for name, make in available.items() if name in names]
+    """The augment modules named, in the registry's fixed order whatever the order of ``names``."""
+    for name in names:
+        AUGMENTS.check(name)
+    modules = [module for name in AUGMENTS if name in names and (module := AUGMENTS.get(name)()) is not None]
     return K.AugmentationSequential(*modules) if modules else nn.Identity()
 
 
@@ -49,31 +41,31 @@ class Cutouts(nn.Module):
         self.min_fraction = min_fraction
         self.augs = build_augments(augments)
 
-    def boxes(self, width: int, height: int, generator: torch.Generator) -> torch.Tensor:
-        """(cutn, 4) boxes x1,y1,x2,y2 in pixels, drawn from ``generator`` (on the CPU)."""
+    def boxes(self, width: int, height: int, rng: torch.Generator) -> torch.Tensor:
+        """(cutn, 4) boxes x1,y1,x2,y2 in pixels, drawn from ``rng`` (on the CPU)."""
         max_size = min(width, height)
         min_size = min(max_size, max(1, int(max_size * self.min_fraction)))
-        u = torch.rand(self.cutn, 3, generator=generator, dtype=torch.float64)
+        u = torch.rand(self.cutn, 3, generator=rng, dtype=torch.float64)
         sizes = (u[:, 0] ** self.cut_pow * (max_size - min_size) + min_size).floor()
         x1 = (u[:, 1] * (width - sizes + 1)).floor()
         y1 = (u[:, 2] * (height - sizes + 1)).floor()
         return torch.stack([x1, y1, x1 + sizes, y1 + sizes], dim=1).float()
 
-    def forward(self, images: torch.Tensor, cut_size: int, generators: Sequence[torch.Generator]) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, cut_size: int, rngs: Sequence[torch.Generator]) -> torch.Tensor:
         """(B,3,H,W) in [0,1] → (B*cutn, 3, cut_size, cut_size), image k's cutouts in rows k*cutn…"""
         # The crop and the augments always run in fp32, also under bf16/fp16 autocast: kornia's
         # colour and warp maths divides by small differences, which gave NaN gradients in fp16.
         # It is a small share of the step; CLIP's autocast takes over again for the embedding.
         with torch.autocast(images.device.type, enabled=False):
-            return self._cut(images.float(), cut_size, generators)
+            return self._cut(images.float(), cut_size, rngs)
 
-    def _cut(self, images: torch.Tensor, cut_size: int, generators: Sequence[torch.Generator]) -> torch.Tensor:
+    def _cut(self, images: torch.Tensor, cut_size: int, rngs: Sequence[torch.Generator]) -> torch.Tensor:
         batch, _, height, width = images.shape
-        boxes = [self.boxes(width, height, g).to(images.device, images.dtype) for g in generators]
+        boxes = [self.boxes(width, height, g).to(images.device, images.dtype) for g in rngs]
         cutouts = roi_align(images, boxes, output_size=cut_size, aligned=True, sampling_ratio=-1)
-        # One augment seed per image per step, drawn from that image's generator, so the
+        # One augment seed per image per step, drawn from that image's RNG, so the
         # augment randomness of image k never depends on the other images in the batch.
-        seeds = [int(torch.randint(2**62, (1,), generator=g)) for g in generators]
+        seeds = [int(torch.randint(2**62, (1,), generator=g)) for g in rngs]
         devices = [images.device] if images.device.type == "cuda" else []
         out = []
         with torch.random.fork_rng(devices=devices):

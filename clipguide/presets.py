@@ -3,6 +3,7 @@
 A preset is one TOML file::
 
     name = "pixel art"
+    kind = "style"                       # or "models": a set of settings such as `--demo`'s
     suffix = ", pixel art"               # appended to every positive text prompt
     description = "why it looks like it does, and why it overrides anything"
     negative = ["blurry"]                # optional extra negative prompts
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError, unknown
-from .prompts import Prompt, format_prompts, parse_prompts
+from .prompts import Prompt, StoryPart, format_prompts, join_story, parse_prompts, split_story
 from .settings import FIELD_NAMES, Settings, from_dict
 
 if sys.version_info >= (3, 11):
@@ -40,7 +41,10 @@ ENV_VAR = "CLIPGUIDE_PRESETS"
 NONE = "none"
 
 #: Keys a preset file may have at its top level.
-PRESET_KEYS = ("name", "suffix", "description", "negative", "settings")
+PRESET_KEYS = ("name", "kind", "suffix", "description", "negative", "settings")
+#: What a preset is: a look (listed by `clipguide styles`, compared by `compare`) or a choice of
+#: models and their settings (``--demo`` applies the ``demo`` one).
+KINDS = ("style", "models")
 #: Settings a style may not change: they say *what* to make and *where* to run, not how it looks.
 NOT_OVERRIDABLE = ("prompt", "style", "negative", "seed", "seeds", "device", "offline", "save_every")
 
@@ -53,6 +57,7 @@ class Style:
     overrides: dict[str, Any] = field(default_factory=dict, hash=False)
     description: str = ""
     source: Path | None = None
+    kind: str = "style"
 
     @property
     def key(self) -> str:
@@ -130,11 +135,15 @@ def _style_from_dict(data: dict[str, Any], path: Path) -> Style:
     for n in negative:
         if "|" in n:
             raise UserError(f"preset {path}: negative prompt {n!r} contains '|'; list each prompt separately")
+    kind = data.get("kind", "style")
+    if kind not in KINDS:
+        raise unknown(f"kind in preset {path}:", str(kind), KINDS)
     overrides = data.get("settings", {})
     if not isinstance(overrides, dict):
         raise UserError(f"preset {path}: [settings] must be a table of setting = value lines")
     return Style(name=name.strip(), suffix=suffix, negative=tuple(negative),
-                 overrides=_check_overrides(overrides, path), description=description.strip(), source=path)
+                 overrides=_check_overrides(overrides, path), description=description.strip(), source=path,
+                 kind=kind)
 
 
 def _check_suffix(suffix: str, path: Path) -> None:
@@ -169,8 +178,8 @@ def _check_overrides(overrides: dict[str, Any], path: Path) -> dict[str, Any]:
     return {key: getattr(checked, key) for key in overrides}
 
 
-def list_styles(extra_dirs: Iterable[str | os.PathLike[str]] = ()) -> dict[str, Style]:
-    """Every available style by normalised name; later folders replace earlier ones."""
+def list_styles(extra_dirs: Iterable[str | os.PathLike[str]] = (), *, kind: str = "style") -> dict[str, Style]:
+    """Every available preset of ``kind`` by normalised name; later folders replace earlier ones."""
     styles: dict[str, Style] = {}
     for folder in preset_dirs(extra_dirs):
         if not folder.is_dir():
@@ -181,9 +190,25 @@ def list_styles(extra_dirs: Iterable[str | os.PathLike[str]] = ()) -> dict[str, 
             if style.key in seen:
                 raise UserError(f"presets {seen[style.key]} and {path} both define style {style.name!r}; rename one")
             seen[style.key] = path
-            styles[style.key] = style
-    styles.setdefault(NONE, Style(name=NONE, description="No style."))
+            if style.kind == kind:
+                styles[style.key] = style
+    if kind == "style":
+        styles.setdefault(NONE, Style(name=NONE, description="No style."))
     return styles
+
+
+def model_preset(name: str, extra_dirs: Iterable[str | os.PathLike[str]] = ()) -> dict[str, Any]:
+    """The settings a models preset (``demo``) sets, as plain values."""
+    presets = list_styles(extra_dirs, kind="models")
+    key = normalize_name(name)
+    if key not in presets:
+        raise unknown("models preset", name, [p.name for p in presets.values()])
+    return dict(presets[key].overrides)
+
+
+def demo_settings() -> dict[str, Any]:
+    """What ``--demo`` sets: the shipped offline models at the size they were trained for."""
+    return model_preset("demo")
 
 
 def get_style(name: str, extra_dirs: Iterable[str | os.PathLike[str]] = (), *,
@@ -194,6 +219,11 @@ def get_style(name: str, extra_dirs: Iterable[str | os.PathLike[str]] = (), *,
     if key not in styles:
         raise unknown("style", name, [s.name for s in styles.values()])
     return styles[key]
+
+
+def is_none(style: str) -> bool:
+    """True for the empty style spec and for any spelling of ``none`` (alone or repeated)."""
+    return all(normalize_name(n) == NONE for n in split_style_names(style) or [NONE])
 
 
 def split_style_names(spec: str) -> list[str]:
@@ -216,15 +246,16 @@ def apply_style(settings: Settings, *, explicit: frozenset[str] | Sequence[str] 
     if not names:
         return settings
     styles = list_styles(extra_dirs)
-    original = parse_prompts(settings.prompt)
-    prompts = list(original)
+    parts = split_story(settings.prompt)
+    original = [parse_prompts(part.text) for part in parts]
+    prompts = [list(p) for p in original]
     negatives = [n.strip() for n in settings.negative.split("|") if n.strip()]
     added_negative = False
     changes: dict[str, Any] = {}
     for name in names:
         style = get_style(name, styles=styles)
         if style.suffix.strip():
-            prompts = [_with_suffix(p, style.suffix) for p in prompts]
+            prompts = [[_with_suffix(p, style.suffix) for p in part] for part in prompts]
         for n in style.negative:
             if n not in negatives:
                 negatives.append(n)
@@ -233,7 +264,7 @@ def apply_style(settings: Settings, *, explicit: frozenset[str] | Sequence[str] 
     # Rewrite the prompt/negative text only when a style changed it, so the user's own spelling
     # ("a:2.0") is kept otherwise.
     if prompts != original:
-        changes["prompt"] = format_prompts(prompts)
+        changes["prompt"] = join_story([StoryPart(format_prompts(new), part.start) for new, part in zip(prompts, parts)])
     if added_negative:
         changes["negative"] = " | ".join(negatives)
     return settings.replace(**changes) if changes else settings
@@ -245,5 +276,5 @@ def _with_suffix(prompt: Prompt, suffix: str) -> Prompt:
     return Prompt((prompt.text + suffix).strip(), prompt.weight, prompt.stop)
 
 
-__all__ = ["Style", "list_styles", "get_style", "apply_style", "load_style", "normalize_name",
-           "preset_dirs", "builtin_dir", "split_style_names", "ENV_VAR"]
+__all__ = ["Style", "list_styles", "get_style", "model_preset", "demo_settings", "KINDS", "apply_style", "load_style", "normalize_name",
+           "preset_dirs", "builtin_dir", "split_style_names", "is_none", "ENV_VAR"]

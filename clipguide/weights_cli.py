@@ -23,15 +23,25 @@ def _human(n: int | None) -> str:
 
 
 def _cached(entry: weights.Entry) -> str:
-    """'yes', 'partial' or 'no' by presence alone (hashing every file would make listing slow)."""
-    folder = weights.entry_dir(entry.name)
-    present = sum((folder / f.filename).is_file() for f in entry.files)
+    """'shipped', 'yes', 'partial' or 'no' by presence alone (hashing every file would make listing slow)."""
+    present = sum(weights.file_path(entry, f).is_file() for f in entry.files)
+    if entry.shipped and present == len(entry.files):
+        return "shipped"
     return "yes" if present == len(entry.files) else "partial" if present else "no"
+
+
+def _entry(name: str) -> weights.Entry:
+    """A generator or CLIP entry of the manifest by name (generators first)."""
+    for section in weights.SECTIONS:
+        entries = weights.load_manifest(section=section)
+        if name in entries:
+            return entries[name]
+    return weights.get_entry(name)  # the "unknown … did you mean" error
 
 
 def _list(_: argparse.Namespace) -> int:
     rows = [("NAME", "KIND", "SIZE", "CACHED", "LICENCE")]
-    for entry in weights.load_manifest().values():
+    for entry in [*weights.load_manifest().values(), *weights.load_manifest(section="clips").values()]:
         rows.append((entry.name, entry.kind, _human(entry.size), _cached(entry), entry.licence))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
@@ -42,8 +52,9 @@ def _list(_: argparse.Namespace) -> int:
 
 def _download(args: argparse.Namespace) -> int:
     for name in args.names:
-        paths = weights.fetch(name, offline=args.offline, progress=not args.no_progress)
-        print(f"{name}: ready in {weights.entry_dir(name)}")
+        entry = _entry(name)
+        paths = weights.fetch(name, offline=args.offline, progress=not args.no_progress, section=entry.section)
+        print(f"{name}: ready in {next(iter(paths.values())).parent}")
         for role, path in paths.items():
             print(f"  {role}: {path}")
     return 0
@@ -56,17 +67,18 @@ def _verify(args: argparse.Namespace) -> int:
         return 0
     failed = False
     for name in names:
-        for filename, ok, message in weights.verify(name):
+        for filename, ok, message in weights.verify(name, section=_entry(name).section):
             failed |= not ok
             print(f"{'OK  ' if ok else 'FAIL'} {name}/{filename}: {message}")
     return 1 if failed else 0
 
 
 def _path(args: argparse.Namespace) -> int:
+    entry = _entry(args.name)
     if args.role:
-        print(weights.entry_dir(args.name) / weights.get_entry(args.name).file(args.role).filename)
+        print(weights.file_path(entry, entry.file(args.role)))
     else:
-        print(weights.entry_dir(args.name))
+        print(weights.file_path(entry, entry.files[0]).parent)
     return 0
 
 

@@ -80,3 +80,22 @@ def test_real_size_architectures_have_the_published_parameter_counts():
 
 def test_module_entry_point_exists():
     assert callable(bench.main) and sys.modules["clipguide.bench"] is bench
+
+
+def test_the_benchmark_times_the_run_generate_builds(monkeypatch):
+    """No second construction of targets, cutouts or terms: bench goes through build_run like generate."""
+    from clipguide import build
+
+    built = []
+    real = build.build_run
+
+    def spy(settings, **kw):
+        run = real(settings, **kw)
+        built.append(run)
+        return run
+
+    monkeypatch.setattr(build, "build_run", spy)
+    row = bench.run_config(size=(32, 32), cutn=2, steps=1, warmup=0, precision="fp32", tiny=True)
+    assert len(built) == 1 and [t.name for t in built[0].terms] == ["prior", "prompt"]
+    assert built[0].settings.augments == bench.Settings().augments  # the defaults users get
+    assert row["steps"] == 1

@@ -13,13 +13,8 @@ biggan_pkg = pytest.importorskip("pytorch_pretrained_biggan", reason="needs pyto
 
 from clipguide.errors import MissingWeightsError, UserError  # noqa: E402
 from clipguide.generators.base import Generator  # noqa: E402
-from clipguide.generators.biggan import (  # noqa: E402
-    BigGANGenerator,
-    from_settings,
-    imagenet_classes,
-    load_biggan,
-    looks_like_biggan,
-)
+from clipguide.generators.biggan import BigGANGenerator, imagenet_classes  # noqa: E402
+from clipguide.generators.biggan_files import KIND, load_biggan, looks_like_biggan  # noqa: E402
 from clipguide.settings import Settings  # noqa: E402
 
 RES = 32
@@ -208,7 +203,7 @@ def test_ema_is_bias_corrected(folder):
 
 
 def test_truncation_clamps_noise(folder):
-    gen = from_settings(folder, "cpu", Settings(truncation=0.5, ema_decay=0.0))
+    gen = KIND.from_path(folder, "cpu", KIND.options_from(Settings(truncation=0.5, ema_decay=0.0)))
     assert gen.truncation == 0.5
     latent = gen.init_latent((RES, RES), seeds(0))
     latent["noise"] *= 10
@@ -272,6 +267,21 @@ def test_refuses_pickled_objects_and_mismatched_configs(folder, tmp_path):
         load_biggan(tmp_path, "cpu")
 
 
+@pytest.mark.parametrize("layers, fragment", [
+    ([[True, 8, 4], [True, 4, 2], [False, 2, 1]], r"layers\[0\] takes 8 x channel_width channels but gets 16"),
+    ([[True, 16, 8], [True, 4, 2], [False, 2, 1]], r"layers\[1\] takes 4 x channel_width channels but gets 8"),
+    ([[True, 16, 8], [True, 8, 4], [False, 4, 2]], r"the last of 'layers' makes 2 x channel_width"),
+])
+def test_a_config_whose_channels_do_not_add_up_is_a_one_line_error(folder, tmp_path, layers, fragment):
+    """The package assumes the first block takes 16 x channel_width channels and each block takes what the
+    one before made; a config that breaks that names the field instead of failing deep inside torch."""
+    (tmp_path / "config.json").write_text(json.dumps({**TINY, "layers": layers}))
+    (tmp_path / "pytorch_model.bin").write_bytes((folder / "pytorch_model.bin").read_bytes())
+    with pytest.raises(UserError, match=fragment) as caught:
+        load_biggan(tmp_path, "cpu")
+    assert "\n" not in str(caught.value)
+
+
 def test_missing_package_is_a_user_error(folder, monkeypatch):
     monkeypatch.setitem(sys.modules, "pytorch_pretrained_biggan", None)
     with pytest.raises(UserError, match="pip install pytorch-pretrained-biggan"):
@@ -288,7 +298,7 @@ def test_cli_end_to_end_big_sleep_mode(folder, tiny_clip_dir, tmp_path, capsys):
     from PIL import Image
 
     from clipguide.cli import main
-    from clipguide.output import read_png_metadata
+    from clipguide.output import read_png_metadata, read_record
 
     flags = ["--generator", str(folder), "--clip", str(tiny_clip_dir), "--steps", "2", "--cutn", "2",
              "--classes", "volcano,lighthouse", "--max-classes", "1", "--quiet"]
@@ -299,7 +309,7 @@ def test_cli_end_to_end_big_sleep_mode(folder, tiny_clip_dir, tmp_path, capsys):
     assert batch.size == (RES, RES)
     diff = torch.tensor(list(batch.getdata())) - torch.tensor(list(single.getdata()))
     assert diff.abs().max() <= 2  # equal up to float rounding of the 8-bit pixels
-    meta = json.loads(read_png_metadata(tmp_path / "single" / "a-pyramid-made-of-ice-1.png")["clipguide"])
+    meta = read_record(tmp_path / "single" / "a-pyramid-made-of-ice-1.png").settings
     assert meta["classes"] == ["volcano", "lighthouse"] and meta["max_classes"] == 1
     assert main(["again", str(tmp_path / "single" / "a-pyramid-made-of-ice-1.png"), "--out", str(tmp_path / "again"),
                  "--quiet"]) == 0

@@ -9,7 +9,7 @@ import pytest
 
 from clipguide.cli import main
 from clipguide.demo import VQGAN_PATH
-from clipguide.output import read_png_metadata
+from clipguide.output import read_png_metadata, read_record
 from tiny_models import write_tiny_vqgan_safetensors
 
 
@@ -31,7 +31,7 @@ def test_generate_writes_png_with_settings_and_never_overwrites(tmp_path, model_
     assert code == 0
     first = tmp_path / "a-red-circle-0.png"
     assert out.strip() == str(first) and first.is_file()
-    settings = json.loads(read_png_metadata(first)["clipguide"])
+    settings = read_record(first).settings
     assert settings["prompt"] == "a red circle" and settings["steps"] == 3 and settings["size"] == [32, 32]
 
     code, out, _ = run(["a red circle", *model_flags, "--out", str(tmp_path)], capsys)
@@ -48,14 +48,14 @@ def test_again_reproduces_the_image(tmp_path, model_flags, capsys):
     assert (tmp_path / "again" / "a-blue-square-7.png").read_bytes() == original.read_bytes()
     code, out, _ = run(["again", str(original), "--steps", "1", "--out", str(tmp_path / "again"), "--quiet"], capsys)
     assert code == 0
-    assert json.loads(read_png_metadata(tmp_path / "again" / "a-blue-square-7-1.png")["clipguide"])["steps"] == 1
+    assert read_record(tmp_path / "again" / "a-blue-square-7-1.png").settings["steps"] == 1
 
 
 def test_seeds_batch_saves_one_file_per_seed(tmp_path, model_flags, capsys):
     code, out, _ = run(["stars", *model_flags, "--seed", "3", "--seeds", "2", "--out", str(tmp_path)], capsys)
     assert code == 0
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["stars-3.png", "stars-4.png"]
-    assert json.loads(read_png_metadata(tmp_path / "stars-4.png")["clipguide"])["seed"] == 4
+    assert read_record(tmp_path / "stars-4.png").settings["seed"] == 4
 
 
 def test_save_every_frames_and_video(tmp_path, model_flags, capsys):
@@ -69,7 +69,7 @@ def test_save_every_frames_and_video(tmp_path, model_flags, capsys):
 @pytest.mark.parametrize("argv, fragment", [
     (["   "], "prompt is empty"),
     (["a cat:0.5x"], "malformed weight"),
-    (["a cat", "--size", "0", "64"], "size must be positive"),
+    (["a cat", "--size", "0", "64"], "size must be at least 1"),
     (["a cat", "--steps", "0"], "steps must be at least 1"),
     (["a cat", "--seeds", "100000"], "over the limit"),
     (["a cat", "--optimizer", "adamm"], "invalid choice"),
@@ -107,7 +107,7 @@ def test_demo_models_steer_the_background_from_the_command_line(tmp_path, capsys
                               "--quiet", "--out", str(tmp_path)], capsys)
         assert code == 0, err
         paths = out.split()
-        assert json.loads(read_png_metadata(paths[0])["clipguide"])["generator"] == "demo"
+        assert read_record(paths[0]).settings["generator"] == "demo"
         hits += sum(v["background"] == colour for v in judge_pngs(paths))
     # 60 steps (a quarter of the demo's) for speed, seeds 0-1: the benchmark's background rate there is
     # 95% (weights/demo/MODEL_CARD.md)
@@ -162,8 +162,8 @@ def test_again_applies_style_overrides_as_the_first_run_did(tmp_path, model_flag
     """A preset that overrides a setting (pixel art: cut_pow) must resolve the same way on `again`."""
     code, _, _ = run(["a castle", *model_flags, "--style", "pixel art", "--out", str(tmp_path)], capsys)
     first = tmp_path / "a-castle-0.png"
-    meta = read_png_metadata(first)
-    assert json.loads(meta["clipguide:resolved"])["cut_pow"] == 0.7
-    assert json.loads(meta["clipguide"])["cut_pow"] == 1.0  # the settings as given: style by name
+    record = json.loads(read_png_metadata(first)["clipguide"])
+    assert record["resolved"]["cut_pow"] == 0.7
+    assert record["settings"]["cut_pow"] == 1.0  # the settings as given: style by name
     code, _, _ = run(["again", str(first), "--out", str(tmp_path / "again"), "--quiet"], capsys)
     assert code == 0 and (tmp_path / "again" / "a-castle-0.png").read_bytes() == first.read_bytes()

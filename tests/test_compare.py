@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from clipguide import compare, presets
+from clipguide import compare, figures, presets
 from clipguide.errors import UserError
+from clipguide.output import read_png_metadata, read_record
 from clipguide.presets import apply_style
 from clipguide.settings import Settings
 
@@ -160,13 +161,13 @@ def test_files_written(tmp_path):
     report = run(tmp_path, FakeSession())
     out = tmp_path / "out"
     with Image.open(out / "grid.png") as grid:
-        tile_h = compare.GRID_TILE * H // W
-        assert grid.size == (compare.GRID_LABEL_WIDTH + 4 * compare.GRID_TILE, compare.GRID_HEADER_HEIGHT + 3 * tile_h)
+        tile_h = figures.GRID_TILE * H // W
+        assert grid.size == (figures.GRID_LABEL_WIDTH + 4 * figures.GRID_TILE, figures.GRID_HEADER_HEIGHT + 3 * tile_h)
     with Image.open(out / "alignment_vs_diversity.png") as plot:
         assert plot.format == "PNG" and plot.width > 100
-    with Image.open(report.results[0].images[0]) as im:
-        meta = json.loads(im.text["clipguide"])
-        assert meta["seed"] == 10 and meta["settings"]["steps"] == 3
+    record = read_record(report.results[0].images[0])
+    assert record.kind == "compare" and record.source["style"] == "none"
+    assert record.settings["seed"] == 10 and record.settings["seeds"] == 1 and record.settings["steps"] == 3
     data = json.loads((out / "report.json").read_text())
     for key in ("prompts", "styles", "seeds", "eval_model", "eval_model_same_as_guide", "settings", "results",
                 "none_added", "bootstrap"):
@@ -204,7 +205,7 @@ def test_several_prompts_give_per_prompt_rows_and_a_mean(tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     assert "## Prompt 2: a red fox | snow:0.5" in md and "## Mean over the 2 prompts" in md
     with Image.open(tmp_path / "out" / "grid.png") as grid:
-        assert grid.height == compare.GRID_HEADER_HEIGHT + 4 * (compare.GRID_TILE * H // W)
+        assert grid.height == figures.GRID_HEADER_HEIGHT + 4 * (figures.GRID_TILE * H // W)
 
 
 def test_user_mistakes_are_caught_before_generating(tmp_path):
@@ -228,8 +229,8 @@ def test_duplicate_style_spellings_run_once(tmp_path):
 def test_grid_scales_images_to_the_tile_width():
     big = [Image.new("RGB", (400, 200), "red")] * 2
     grid = compare.make_grid([("a", big), ("b", big)], [0, 1])
-    assert grid.size == (compare.GRID_LABEL_WIDTH + 2 * compare.GRID_TILE,
-                         compare.GRID_HEADER_HEIGHT + 2 * compare.GRID_TILE // 2)
+    assert grid.size == (figures.GRID_LABEL_WIDTH + 2 * figures.GRID_TILE,
+                         figures.GRID_HEADER_HEIGHT + 2 * figures.GRID_TILE // 2)
 
 
 def test_a_changed_prompt_in_the_same_folder_is_named(tmp_path):
@@ -242,11 +243,10 @@ def test_explicit_settings_beat_style_overrides(tmp_path):
     session = FakeSession()
     report = run(tmp_path, session, styles=("pixel art",), settings=base(cut_pow=1.2),
                  explicit=frozenset({"cut_pow"}))
-    with Image.open(report.results[1].images[0]) as im:
-        assert json.loads(im.text["clipguide"])["settings"]["cut_pow"] == 1.2
+    assert read_record(report.results[1].images[0]).settings["cut_pow"] == 1.2
     plain = run(tmp_path / "other", FakeSession(), styles=("pixel art",))
-    with Image.open(plain.results[1].images[0]) as im:
-        assert json.loads(im.text["clipguide"])["settings"]["cut_pow"] == 0.7
+    record = json.loads(read_png_metadata(plain.results[1].images[0])["clipguide"])
+    assert record["settings"]["cut_pow"] == 1.0 and record["resolved"]["cut_pow"] == 0.7
 
 
 def test_compare_command_end_to_end_with_tiny_models(tmp_path, tiny_clip_dir, capsys):
@@ -268,3 +268,24 @@ def test_compare_command_end_to_end_with_tiny_models(tmp_path, tiny_clip_dir, ca
     assert report["eval_model_same_as_guide"] is True
     assert main(argv) == 0
     assert "0 images made, 6 reused" in capsys.readouterr().out
+
+
+def test_again_reproduces_a_compare_image_byte_for_byte(tmp_path, tiny_clip_dir, capsys):
+    """A compare image carries the settings record every clipguide PNG has: `again` re-runs it (in the
+    batch it was made in) and writes the same bytes."""
+    from clipguide.cli import main
+    from tiny_models import write_tiny_vqgan_safetensors
+
+    vqgan = write_tiny_vqgan_safetensors(tmp_path / "vq.safetensors")
+    assert main(["compare", "a sunset", "--styles", "pixel art", "--seeds", "3", "--generator", str(vqgan),
+                 "--clip", str(tiny_clip_dir), "--size", "32", "32", "--steps", "3", "--cutn", "2", "--device", "cpu",
+                 "--out", str(tmp_path / "cmp"), "--quiet"]) == 0
+    image = tmp_path / "cmp" / "images" / "pixel-art" / "seed-1.png"
+    record = read_record(image)
+    assert record.kind == "compare" and record.settings["style"] == "pixel art" and record.settings["seed"] == 1
+    capsys.readouterr()
+    assert main(["again", str(image), "--out", str(tmp_path / "again"), "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    again = tmp_path / "again" / "a-sunset-1.png"
+    assert out.strip() == str(again) and "batch of 3 seeds" in err
+    assert again.read_bytes() == image.read_bytes()

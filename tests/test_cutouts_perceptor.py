@@ -67,16 +67,50 @@ def test_bad_clip_specs_are_user_errors(spec, fragment):
 
 
 @pytest.mark.parametrize("spec", ["demo", "demo-wide"])
-def test_missing_demo_clip_names_its_folder(monkeypatch, tmp_path, spec):
-    from clipguide import demo
+def test_missing_demo_clip_names_its_file(monkeypatch, tmp_path, spec):
+    """The demo CLIPs are manifest entries with shipped files; a missing one is named, with the fix."""
+    import shutil
 
-    monkeypatch.setitem(demo.DEMO_CLIPS, spec, tmp_path / "gone")
-    with pytest.raises(UserError, match=f"the {spec} CLIP is missing: expected .*gone") as caught:
+    from clipguide import weights
+
+    shipped = weights.manifest_path().parent
+    copy = tmp_path / "weights"
+    shutil.copytree(shipped, copy, ignore=shutil.ignore_patterns("*.safetensors", "logs"))
+    monkeypatch.setattr(weights.manifest, "manifest_path", lambda: copy / "manifest.toml")
+    with pytest.raises(UserError, match=f"the shipped {spec} config file is missing|the shipped {spec} weights "
+                                        "file is missing") as caught:
         load_clip(spec)
-    assert "\n" not in str(caught.value)
+    assert "reinstall clipguide" in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_offline_missing_clip_weights_names_the_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     with pytest.raises(UserError, match="not in the Hugging Face cache"):
         load_clip("ViT-B-32/openai", offline=True)
+
+
+def test_clipguide_offline_blocks_clip_downloads(monkeypatch, tmp_path):
+    """CLIPGUIDE_OFFLINE=1 stops a CLIP download exactly as it stops a generator's (and says --demo works)."""
+    import open_clip
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("CLIPGUIDE_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(open_clip, "download_pretrained", lambda *a, **k: pytest.fail("tried to download"))
+    with pytest.raises(UserError, match="offline mode is on.*--demo") as caught:
+        load_clip("ViT-B-32/openai")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_failed_download_says_the_demo_runs_offline(monkeypatch):
+    import open_clip
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("CLIPGUIDE_OFFLINE", raising=False)
+
+    def no_network(*args, **kwargs):
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(open_clip, "download_pretrained", no_network)
+    with pytest.raises(UserError, match="could not download CLIP weights.*--demo"):
+        load_clip("ViT-B-32/openai")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from clipguide.settings import DEMO_SETTINGS
+from clipguide.presets import demo_settings
 
 nbformat = pytest.importorskip("nbformat", reason="needs nbformat (pip install nbformat)")
 nbclient = pytest.importorskip("nbclient", reason="needs nbclient (pip install nbclient)")
@@ -23,11 +23,11 @@ NOTEBOOK = ROOT / "notebooks" / "clipguide.ipynb"
 
 
 def demo_models_present() -> bool:
-    from clipguide.perceptor import demo_clip_dir
+    from clipguide.demo import CLIP_DIR
     from clipguide.weights import data_dir
 
     return (data_dir("weights") / "demo" / "vqgan.safetensors").is_file() and \
-        (demo_clip_dir() / "open_clip_config.json").is_file()
+        (CLIP_DIR / "open_clip_config.json").is_file()
 
 
 @pytest.mark.skipif(not demo_models_present(), reason="the demo models (weights/demo) are not built")
@@ -48,7 +48,7 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    assert f"done: {DEMO_SETTINGS['steps']} steps" in text  # the demo's own, so the picture follows the prompt
+    assert f"done: {demo_settings()['steps']} steps" in text  # the demo's own, so the picture follows the prompt
     pngs = sorted((tmp_path / "outputs").glob("*.png"))
     assert [p.name for p in pngs] == ["a-red-circle-on-a-blue-background-0.png"]
     from conftest import judge_pngs

@@ -26,7 +26,6 @@ from clipguide.output import (
     atomic_write_text,
     ensure_out_dir,
     load_image,
-    png_metadata,
     read_png_metadata,
     save_png,
     slugify,
@@ -88,7 +87,7 @@ def test_slugify_is_always_safe(prompt: str, max_len: int) -> None:
     assert slug and len(slug) <= max_len
     assert SLUG.match(slug), slug
     assert "/" not in slug and "\\" not in slug and not slug.startswith(".")
-    assert slug not in output._RESERVED
+    assert slug not in output.names._RESERVED
 
 
 # ----------------------------------------------------------------------------- unique_path
@@ -154,7 +153,7 @@ def test_disk_full_becomes_a_user_error_and_leaves_nothing(tmp_path: Path) -> No
         f.write(b"x" * 1000)
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with pytest.raises(UserError, match=r"^no space left on the device while saving .*out\.png: .*--out$"):
+    with pytest.raises(UserError, match=r"^no space left on the device while saving .*out\.png: .*\(--out\)$"):
         atomic_write(tmp_path / "out.png", write)
     assert leftovers(tmp_path) == []
 
@@ -204,7 +203,7 @@ def test_no_clobber_without_hard_links(tmp_path: Path, monkeypatch: pytest.Monke
     def no_link(src, dst):
         raise OSError(errno.EPERM, "Operation not permitted")
 
-    monkeypatch.setattr(output.os, "link", no_link)
+    monkeypatch.setattr(output.files.os, "link", no_link)
     atomic_write_text(tmp_path / "a.txt", "one")
     assert (tmp_path / "a.txt").read_text() == "one"
     with pytest.raises(OutputExistsError):
@@ -229,14 +228,14 @@ def deny_writes_in(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(output.os, "open", fake_open)
+    monkeypatch.setattr(output.files.os, "open", fake_open)
 
 
 def test_unwritable_folder_is_a_user_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     deny_writes_in(monkeypatch, tmp_path)
-    with pytest.raises(UserError, match=r"^cannot write to folder .*: choose a writable --out$"):
+    with pytest.raises(UserError, match=r"^cannot write to folder .*: choose a writable output folder \(--out\)$"):
         atomic_write_text(tmp_path / "a.txt", "x")
-    with pytest.raises(UserError, match=r"^cannot write to folder .*: choose a writable --out$"):
+    with pytest.raises(UserError, match=r"^cannot write to folder .*: choose a writable output folder \(--out\)$"):
         ensure_out_dir(tmp_path)
     assert leftovers(tmp_path) == []
 
@@ -309,20 +308,48 @@ def test_to_pil_refuses_wrong_shapes(shape: tuple[int, ...]) -> None:
 # ------------------------------------------------------------------------------ PNG files
 
 
-def test_png_metadata_round_trip(tmp_path: Path) -> None:
-    meta = png_metadata(
-        {"prompt": "café ☕ at dawn", "steps": 10, "size": (64, 64)},
-        version="0.1.0",
-        prompt="café ☕ at dawn",
-        seed=7,
-    )
+def test_settings_record_round_trip(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from clipguide.output import png_chunks, read_record
+    from clipguide.settings import Settings
+
+    given = Settings(prompt="café ☕ at dawn", style="baroque", steps=10, size=(64, 64), seeds=2)
+    result = SimpleNamespace(settings=given, resolved=given.replace(prompt="café ☕ at dawn, baroque"),
+                             seeds=[0, 1], explicit=frozenset({"steps", "prompt"}), steps_done=10)
+    meta = png_chunks(result, 1, kind="compare", style="baroque")
     path = save_png(gradient(16, 12), tmp_path, "cafe", meta)
     assert path == tmp_path / "cafe.png"
     assert read_png_metadata(path) == meta
-    assert meta["clipguide:version"] == "0.1.0" and meta["seed"] == "7"
-    assert '"size": [64, 64]' in meta["clipguide"]
+    assert meta["seed"] == "1" and meta["prompt"] == "café ☕ at dawn, baroque"
+    record = read_record(path)
+    assert record.settings == {**output.record.json.loads(meta["clipguide"])["settings"]}
+    assert record.settings["seed"] == 1 and record.settings["seeds"] == 1 and record.settings["size"] == [64, 64]
+    assert record.explicit == {"steps", "prompt"} and record.steps_done == 10
+    assert record.kind == "compare" and record.source["batch"] == {"seed": 0, "seeds": 2}
     with Image.open(path) as im:
         assert im.format == "PNG" and np.array_equal(np.asarray(im), np.asarray(gradient(16, 12)))
+
+
+def test_older_records_still_read(tmp_path: Path) -> None:
+    """Schema 1 (the settings as the whole chunk) and compare's own layout, as earlier versions wrote them."""
+    import json
+
+    from clipguide.output import read_record
+
+    v1 = save_png(gradient(4, 4), tmp_path, "v1", {"clipguide": json.dumps({"prompt": "a cat", "seed": 3}),
+                                                    "clipguide:explicit": '["prompt"]', "clipguide:steps_done": "7"})
+    record = read_record(v1)
+    assert record.settings == {"prompt": "a cat", "seed": 3} and record.explicit == {"prompt"}
+    assert record.steps_done == 7 and record.kind == "generate"
+    old_compare = save_png(gradient(4, 4), tmp_path, "c", {"clipguide": json.dumps(
+        {"settings": {"prompt": "a cat, baroque", "style": "baroque", "seed": 0, "seeds": 4}, "seed": 2,
+         "compare_style": "baroque"})})
+    record = read_record(old_compare)
+    assert record.settings["seed"] == 2 and record.settings["seeds"] == 1 and record.kind == "compare"
+    newer = save_png(gradient(4, 4), tmp_path, "n", {"clipguide": json.dumps({"schema": 99})})
+    with pytest.raises(UserError, match="upgrade clipguide"):
+        read_record(newer)
 
 
 def test_save_png_is_deterministic_and_never_overwrites(tmp_path: Path) -> None:
@@ -336,7 +363,7 @@ def test_save_png_is_deterministic_and_never_overwrites(tmp_path: Path) -> None:
 
 
 def test_save_png_takes_the_next_name_after_a_race(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = output.unique_path
+    real = output.images.unique_path
     calls = []
 
     def racing_unique_path(directory, stem, suffix):
@@ -346,7 +373,7 @@ def test_save_png_takes_the_next_name_after_a_race(tmp_path: Path, monkeypatch: 
         calls.append(path.name)
         return path
 
-    monkeypatch.setattr(output, "unique_path", racing_unique_path)
+    monkeypatch.setattr(output.images, "unique_path", racing_unique_path)
     path = save_png(gradient(4, 4), tmp_path, "r", {})
     assert calls == ["r.png", "r-1.png"] and path.name == "r-1.png"
     assert (tmp_path / "r.png").read_bytes() == b"someone else"

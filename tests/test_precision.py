@@ -8,7 +8,7 @@ import torch
 from clipguide import api, bench, engine
 from clipguide.cutouts import Cutouts
 from clipguide.generators.vqgan import VQGANGenerator
-from clipguide.perceptor import BatchFirstSelfAttention, PatchEmbedConv, speed_up_vision_tower
+from clipguide.clip_speedups import BatchFirstSelfAttention, PatchEmbedConv, speed_up_vision_tower
 from clipguide.settings import Settings
 from tiny_models import write_tiny_vqgan_safetensors
 
@@ -41,9 +41,11 @@ def test_resolve_precision_names(monkeypatch):
     assert api.resolve_precision("fp32", cpu) is None
     assert api.resolve_precision("bf16", cpu) is torch.bfloat16
     assert api.resolve_precision("fp16", cpu) is torch.float16
-    monkeypatch.setattr(api, "cpu_has_native_bf16", lambda: True)
+    from clipguide import session as sessions
+
+    monkeypatch.setattr(sessions, "cpu_has_native_bf16", lambda: True)
     assert api.resolve_precision("auto", cpu) is torch.bfloat16
-    monkeypatch.setattr(api, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(sessions, "cpu_has_native_bf16", lambda: False)
     assert api.resolve_precision("auto", cpu) is None
     assert api.resolve_precision("auto", torch.device("mps")) is None
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
@@ -105,18 +107,14 @@ def test_gradient_checkpointing_gives_the_same_gradients(dtype):
 def test_checkpointing_and_channels_last_through_the_loop(tiny, session, fp32_reference):
     """prepare_models' options (the GPU path's channels_last included) keep the loop's results."""
     ref, _ = fp32_reference
-    generator = session.generator(tiny.generator, tiny)
-    perceptor = session.perceptor(tiny.clip)
+    run = api.build_run(tiny.replace(precision="fp32"), session=session)
+    generator, perceptor = run.generator, run.perceptor
     try:
+        # build_run applies the settings' defaults, so the options go on afterwards, as on a GPU
         api.prepare_models(generator, perceptor, torch.device("cpu"), checkpointing=True, channels_last=True)
         assert generator.decoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
-        run = engine.run  # generate() re-applies the defaults, so drive the engine as generate does
-        targets = api.build_targets(perceptor, api.build_prompts(tiny), (), torch.device("cpu"))
-        gens = [torch.Generator().manual_seed(s) for s in tiny.seed_list()]
-        latent = generator.init_latent(tiny.size, gens)
         curve = []
-        run(generator, perceptor, targets, Cutouts(tiny.cutn, augments=()), latent, gens,
-            engine.LoopConfig(steps=tiny.steps, lr=generator.default_lr), lambda s: curve.append(s.losses))
+        engine.run(run, lambda s: curve.append(s.losses))
         assert torch.allclose(torch.tensor(curve), ref, rtol=1e-4, atol=1e-5)
     finally:
         api.prepare_models(generator, perceptor, torch.device("cpu"))

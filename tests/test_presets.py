@@ -38,7 +38,21 @@ def test_every_shipped_preset_loads_and_is_described():
         style = load_style(path)
         assert style.source == path
         assert style.description, f"{path.name} needs a description"
-        assert style.name == "none" or style.suffix.startswith(", "), path.name
+        assert style.name == "none" or style.kind == "models" or style.suffix.startswith(", "), path.name
+
+
+def test_demo_is_a_models_preset_not_a_style():
+    assert "demo" not in list_styles()
+    demo = presets.demo_settings()
+    assert demo["generator"] == "demo" and demo["clip"] == ("demo",) and demo["size"] == (64, 64)
+    assert set(demo) <= set(Settings().__dataclass_fields__)
+
+
+def test_a_style_suffix_goes_into_every_part_of_a_story():
+    styled = apply_style(Settings(prompt="0:a castle ^ 100:a forest:2 | fog:-1", style="baroque"))
+    parts = styled.prompt.split(" ^ ")
+    assert parts[0].startswith("0:a castle,") and parts[1].startswith("100:a forest,")
+    assert parts[1].endswith(":2 | fog:-1")  # weights kept, the negative part left alone
 
 
 def test_required_styles_exist():

@@ -5,7 +5,8 @@ import torch
 from hypothesis import given, strategies as st
 
 from clipguide.errors import UserError
-from clipguide.prompts import Prompt, format_prompts, parse_prompts, spherical_distance_loss
+from clipguide.losses.prompt import spherical_distance_loss
+from clipguide.prompts import Prompt, format_prompts, parse_prompts
 
 
 def test_parse_weights_and_stops():

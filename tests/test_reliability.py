@@ -13,7 +13,7 @@ import torch
 from clipguide import api
 from clipguide.cli import main
 from clipguide.errors import OutOfMemoryError
-from clipguide.output import read_png_metadata
+from clipguide.output import read_record
 from clipguide.settings import Settings
 from tiny_models import write_tiny_vqgan_safetensors
 
@@ -52,9 +52,9 @@ def test_ctrl_c_saves_the_latest_image_with_metadata_and_exits_cleanly(tmp_path,
     assert "Traceback" not in stderr and "interrupted" in stderr
     final = out / "a-slow-sunset-0.png"
     assert stdout.strip().splitlines()[0] == str(final)
-    meta = read_png_metadata(final)
-    assert 1 <= int(meta["clipguide:steps_done"]) < 100000
-    assert json.loads(meta["clipguide"])["prompt"] == "a slow sunset"
+    record = read_record(final)
+    assert 1 <= record.steps_done < 100000
+    assert record.settings["prompt"] == "a slow sunset"
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left behind
 
 

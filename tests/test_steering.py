@@ -6,7 +6,7 @@ for what the demo models reliably do (benchmark, 32 seeds, the demo's 240 steps:
 colour 98%; position 88% (128 runs) from the codebook-mean start at lr 0.1; shape 81% (128 runs)
 from the same start with the wide demo CLIP beside the demo CLIP). The judge's shape and side agree
 with blind eye labels on 87% and 95% of held-out generated pictures (benchmarks/judge_check.py,
-weights/demo/MODEL_CARD.md run 20).
+docs/demo-models-history.md, run 20).
 """
 
 import json
@@ -27,6 +27,7 @@ def test_background_colour_follows_the_prompt():
     assert result.hits >= 7, result.judged  # red vs blue, same seeds
 
 
+@pytest.mark.slow  # 7-15 minutes on the 2-core machines: `pytest -m slow` runs it
 def test_shape_colour_follows_the_prompt():
     # the demo's own 240 steps: 7/8 on these seeds here (at 60 steps 5/8); the judge names one of 7
     # colours, so chance is about 1 in 7
@@ -34,6 +35,7 @@ def test_shape_colour_follows_the_prompt():
     assert result.hits >= 6, result.judged
 
 
+@pytest.mark.slow  # 7-15 minutes on the 2-core machines: `pytest -m slow` runs it
 def test_position_follows_the_prompt_from_the_mean_start():
     # random codes leave the layout to the seed; around the codebook mean the prompt places the shape
     # (the README's setting: small steps, so the shape grows where the prompt says before it settles)
@@ -44,6 +46,7 @@ def test_position_follows_the_prompt_from_the_mean_start():
     assert result.hits >= 6, result.judged
 
 
+@pytest.mark.slow  # 7-15 minutes on the 2-core machines: `pytest -m slow` runs it
 def test_shape_follows_the_prompt_with_the_wide_clip_beside_the_demo_clip():
     # the README's shape setting: the position setting guided by both demo CLIPs (run 24). The
     # wide CLIP tells a circle from a square; the demo CLIP alone cannot (benchmark: 53%, chance)

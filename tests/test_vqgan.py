@@ -12,12 +12,9 @@ import yaml
 from clipguide.errors import UserError
 from clipguide.generators import vqgan
 from clipguide.generators.base import Generator
-from clipguide.generators.vqgan import (
-    VQGANGenerator,
-    cached_conversion_path,
-    convert_to_safetensors,
-    load_vqgan,
-)
+from clipguide.generators import vqgan_files
+from clipguide.generators.vqgan import VQGANGenerator
+from clipguide.generators.vqgan_files import cached_conversion_path, convert_to_safetensors, load_vqgan
 from tiny_models import (
     INVERTIBLE_VQGAN_PARAMS,
     TINY_VQGAN_PARAMS,
@@ -109,7 +106,7 @@ def test_converted_copy_is_cached_and_reused(tmp_path, monkeypatch):
     def no_pickles(path, **kwargs):
         raise AssertionError(f"unpickled {path} although a converted copy exists")
 
-    monkeypatch.setattr(vqgan, "load_state_dict", no_pickles)
+    monkeypatch.setattr(vqgan_files, "load_state_dict", no_pickles)
     second = load_vqgan(ckpt)
     z = _latent(first, seeds=(4,))
     assert torch.equal(first.decode(z), second.decode(z))

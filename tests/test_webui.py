@@ -18,24 +18,47 @@ pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
 
 from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
+from gradio_client.exceptions import AppError, ValidationError  # noqa: E402
+
+# A request the server refuses: before it is queued (ValidationError) or, for what only a run finds, by the run.
+# Refused at the door: by our validator (ValidationError with the reason) or by a widget's own range or
+# choices (a value no slider, radio or dropdown offers: Gradio answers 400 before the queue).
+AT_THE_DOOR = (ValidationError, __import__("httpx").HTTPStatusError)
+# A request the server refuses, at the door or by the run (what only a run finds out).
+REFUSED = (AppError, *AT_THE_DOOR)
 from PIL import Image  # noqa: E402
 
 from clipguide import api, webui  # noqa: E402
 from clipguide.demo import VQGAN_PATH  # noqa: E402
 from clipguide.errors import UserError  # noqa: E402
-from clipguide.output import read_png_metadata  # noqa: E402
-from clipguide.settings import DEMO_SETTINGS, Settings  # noqa: E402
+from clipguide.output import read_png_metadata, read_record  # noqa: E402
+from clipguide.presets import demo_settings  # noqa: E402
+from clipguide.settings import Settings  # noqa: E402
 
-LIMITS = webui.Limits(max_size=64, max_steps=5000, max_seeds=3, max_upload_mb=1)
-# One positional value per input of the /generate endpoint (see webui.build_app).
+DEMO = demo_settings()
+
+LIMITS = webui.Limits(max_size=64, max_steps=5000, max_seeds=3, max_upload_mb=1, max_prompt_chars=300)
+# A value per input of the /generate endpoint; the Advanced ones default to the settings' own defaults.
 BASE = dict(prompt="a red square", style="none", generator="tiny", clip=["tiny"], width=32, height=32, steps=4,
             seed=7, seeds=2, cutn=2, cut_pow=1.0, lr=None, augments=["affine"], init="random", init_image=None,
             image_prompts=[])
 
 
 def generate_args(**changes) -> list:
-    return list({**BASE, **changes}.values())
+    """The positional values of /generate, in the order webui.generate_inputs() names them."""
+    values = {**{n: _widget_value(n) for n in webui.generate_inputs()}, **BASE, **changes}
+    return [values[n] for n in webui.generate_inputs()]
+
+
+def compare_args(**changes) -> list:
+    values = {**{n: _widget_value(n) for n in webui.compare_inputs()}, **BASE,
+              "styles": ["baroque"], "seeds": 2, "seed": 0, "steps": 2, **changes}
+    return [values[n] for n in webui.compare_inputs()]
+
+
+def _widget_value(name: str):
+    value = getattr(Settings(), name, None)
+    return list(value) if isinstance(value, tuple) else value
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +100,12 @@ def test_generate_returns_pngs_with_the_settings_in_their_metadata(client):
     for item, seed in zip(gallery, (7, 8)):
         path = Path(item["image"])
         assert path.suffix == ".png"
-        meta = read_png_metadata(path)
-        stored = json.loads(meta["clipguide"])
+        record = read_record(path)
+        stored = record.settings
         assert stored["prompt"] == "a red square" and stored["seed"] == seed and stored["seeds"] == 1
         assert stored["steps"] == 4 and stored["size"] == [32, 32] and stored["cutn"] == 2
         assert stored["generator"].endswith("vqgan.safetensors")  # the operator's spec, not the label
-        assert meta["clipguide:steps_done"] == "4"
+        assert record.steps_done == 4
         assert Image.open(path).size == (32, 32)
 
 
@@ -95,9 +118,8 @@ def test_demo_models_steer_the_background_through_the_web_ui(client):
     hits = 0
     for colour in ("red", "blue"):
         args = generate_args(prompt=f"a white square on a {colour} background", generator="demo", clip=["demo"],
-                             width=64, height=64, steps=60, seed=0, seeds=2, cutn=DEMO_SETTINGS["cutn"],
-                             cut_pow=DEMO_SETTINGS["cut_pow"], lr=DEMO_SETTINGS["lr"],
-                             augments=list(DEMO_SETTINGS["augments"]))
+                             width=64, height=64, steps=60, seed=0, seeds=2, cutn=DEMO["cutn"],
+                             cut_pow=DEMO["cut_pow"], lr=DEMO["lr"], augments=list(DEMO["augments"]))
         _, status, gallery = client.predict(*args, api_name="/generate")
         assert status.startswith("done: 60 steps")
         hits += sum(v["background"] == colour for v in judge_pngs([item["image"] for item in gallery[:2]]))
@@ -107,8 +129,8 @@ def test_demo_models_steer_the_background_through_the_web_ui(client):
 def test_the_start_widget_reaches_the_run(client):
     # "mean" is the demo's position setting (MODEL_CARD); a start the API does not know is refused
     _, _, gallery = client.predict(*generate_args(seeds=1, init="mean"), api_name="/generate")
-    assert json.loads(read_png_metadata(Path(gallery[0]["image"]))["clipguide"])["init"] == "mean"
-    with pytest.raises(AppError):
+    assert read_record(Path(gallery[0]["image"])).settings["init"] == "mean"
+    with pytest.raises(REFUSED):
         client.predict(*generate_args(seeds=1, init="centre"), api_name="/generate")
 
 
@@ -127,24 +149,45 @@ def test_generate_streams_previews(client):
     assert statuses[-1].startswith("done: 12 steps")
 
 
-def test_over_the_caps_is_refused(client):
-    with pytest.raises(AppError, match="64"):
+def test_over_the_caps_is_refused_before_it_is_queued(client):
+    with pytest.raises(AT_THE_DOOR):
         client.predict(*generate_args(width=128), api_name="/generate")
-    with pytest.raises(AppError, match="3"):
+    with pytest.raises(AT_THE_DOOR):
         client.predict(*generate_args(seeds=4), api_name="/generate")
+    with pytest.raises(ValidationError, match="over this server's limit of 300"):
+        client.predict(*generate_args(prompt="a cat " * 100), api_name="/generate")
+    with pytest.raises(ValidationError, match="choose at least one style"):
+        client.predict(*compare_args(styles=[]), api_name="/compare")
+
+
+def test_refused_requests_do_not_wait_for_a_busy_server(server):
+    """A long run holds the one device slot; a request over a cap is refused at once all the same."""
+    import time as clock
+
+    first, second = Client(server.local_url, verbose=False), Client(server.local_url, verbose=False)
+    long_run = first.submit(*generate_args(steps=4000, seeds=1), api_name="/generate")
+    wait_for(lambda: any(out[1].startswith("step ") for out in long_run.outputs()), "the long run to start")
+    start = clock.monotonic()
+    with pytest.raises(AT_THE_DOOR):
+        second.predict(*generate_args(steps=6000), api_name="/generate")
+    with pytest.raises(ValidationError, match="over this server's limit"):
+        second.predict(*generate_args(prompt="x" * 400), api_name="/generate")
+    assert clock.monotonic() - start < 10  # not after the long run's turn
+    first.predict(api_name="/stop")
+    long_run.result()
 
 
 def test_user_errors_become_one_line_messages(client):
-    with pytest.raises(AppError, match="the prompt is empty"):
+    with pytest.raises(REFUSED, match="the prompt is empty"):
         client.predict(*generate_args(prompt="  "), api_name="/generate")
-    with pytest.raises(AppError, match="has a weight but no text"):
+    with pytest.raises(REFUSED, match="has a weight but no text"):
         client.predict(*generate_args(prompt=":1"), api_name="/generate")
 
 
 def test_only_named_models_no_paths(client, tmp_path):
-    with pytest.raises(AppError):
+    with pytest.raises(REFUSED):
         client.predict(*generate_args(generator=str(tmp_path / "x.safetensors")), api_name="/generate")
-    with pytest.raises(AppError):
+    with pytest.raises(REFUSED):
         client.predict(*generate_args(clip=["/etc"]), api_name="/generate")
 
 
@@ -155,14 +198,14 @@ def test_uploads_init_image_and_image_prompt(client, tmp_path):
         *generate_args(seeds=1, init_image=handle_file(str(init)), image_prompts=[handle_file(str(init))]),
         api_name="/generate")
     assert status.startswith("done")
-    stored = json.loads(read_png_metadata(Path(gallery[0]["image"]))["clipguide"])
+    stored = read_record(Path(gallery[0]["image"])).settings
     assert stored["init_image"] and len(stored["image_prompts"]) == 1
 
 
 def test_non_image_upload_is_refused(client, tmp_path):
     fake = tmp_path / "fake.png"
     fake.write_text("not a picture")
-    with pytest.raises(AppError):
+    with pytest.raises(REFUSED):
         client.predict(*generate_args(image_prompts=[handle_file(str(fake))]), api_name="/generate")
 
 
@@ -178,7 +221,7 @@ def test_stop_keeps_the_latest_image_and_runs_wait_their_turn(server):
     assert first.predict(api_name="/stop") == "stopping…"
     _, status, gallery = long_run.result()
     assert status.startswith("stopped after") and "of 4000 steps" in status
-    done = int(read_png_metadata(Path(gallery[0]["image"]))["clipguide:steps_done"])
+    done = read_record(Path(gallery[0]["image"])).steps_done
     assert 0 < done < 4000
     assert queued.result()[1].startswith("done: 2 steps")
     assert second.predict(api_name="/stop") == "nothing is running"
@@ -186,9 +229,7 @@ def test_stop_keeps_the_latest_image_and_runs_wait_their_turn(server):
 
 # ----------------------------------------------------------------------------- compare
 def test_compare_returns_grid_table_and_plot(client):
-    grid, table, plot, files = client.predict(
-        "a red square", ["baroque"], 2, 0, "tiny", ["tiny"], 32, 32, 2, 2, 1.0, None, ["affine"],
-        "random", api_name="/compare")
+    grid, table, plot, files = client.predict(*compare_args(), api_name="/compare")
     value = table["value"] if "value" in table else table
     assert value["headers"] == webui.metric_headers()
     assert [row[0] for row in value["data"]] == ["none", "baroque"]
@@ -197,9 +238,8 @@ def test_compare_returns_grid_table_and_plot(client):
 
 
 def test_compare_needs_two_seeds(client):
-    with pytest.raises(AppError):
-        client.predict("a red square", ["baroque"], 1, 0, "tiny", ["tiny"], 32, 32, 2, 2, 1.0, None, ["affine"],
-                       "random", api_name="/compare")
+    with pytest.raises(REFUSED):
+        client.predict(*compare_args(seeds=1), api_name="/compare")
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -251,7 +291,7 @@ def test_main_rejects_bad_caps(capsys):
 
 def test_a_style_cannot_lift_a_request_over_the_caps(tmp_path):
     (tmp_path / "long.toml").write_text('name = "long"\nsuffix = ", long"\n[settings]\nsteps = 50\n')
-    app = webui._WebApp(webui.Limits(max_steps=20), None, {"g": "g"}, {"c": "c"}, Settings(steps=10), [tmp_path])
+    app = webui.WebApp(webui.Limits(max_steps=20), None, {"g": "g"}, {"c": "c"}, Settings(steps=10), [tmp_path])
     try:
         args = dict(prompt="a cat", generator="g", clip=["c"], width=32, height=32, steps=10, seed=0, seeds=1,
                     cutn=2, cut_pow=1.0, lr=None, augments=[])

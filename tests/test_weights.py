@@ -20,6 +20,7 @@ import pytest
 
 from clipguide import weights, weights_cli
 from clipguide.errors import MissingWeightsError, UserError
+from clipguide.registry import GENERATORS
 
 EXPECTED_NAMES = {
     "vqgan_imagenet_f16_1024",
@@ -62,6 +63,20 @@ class FileServer:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: object) -> None:  # keep test output quiet
                 pass
+
+            def do_HEAD(self) -> None:
+                """What the Hugging Face hub answers about a file: its commit, etag and size."""
+                path = self.path
+                server.requests.append((path, "HEAD"))
+                if path not in server.files:
+                    self.send_error(404)
+                    return
+                data = server.files[path]
+                self.send_response(200)
+                self.send_header("X-Repo-Commit", "0" * 40)
+                self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
 
             def do_GET(self) -> None:
                 path = self.path
@@ -273,14 +288,24 @@ def test_wrong_size_is_refused_before_downloading(server, tmp_path):
         weights.download_file([url], tmp_path / "f.bin", sha256=None, size=999, progress=False)
 
 
-def test_hf_urls_resolve_through_hf_endpoint(server, tmp_path, monkeypatch):
+def test_hf_urls_go_through_the_hub_client_and_its_cache(server, tmp_path, monkeypatch):
+    import huggingface_hub.constants as hub
+
     data = _bytes(10_000, 9)
     server.add("/owner/repo/resolve/abc123/sub/file.bin", data)
     monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)  # conftest sets HF_HUB_OFFLINE=1 for every other test
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
     dest = tmp_path / "file.bin"
     weights.download_file(["hf://owner/repo@abc123/sub/file.bin"], dest, sha256=_sha(data),
                           size=len(data), progress=False)
     assert dest.read_bytes() == data
+    blobs = list((tmp_path / "hub").rglob("blobs/*"))  # the hub's own cache holds it, shared with other tools
+    assert len(blobs) == 1 and blobs[0].read_bytes() == data
+    assert ("/owner/repo/resolve/abc123/sub/file.bin", "HEAD") in server.requests
+    server.add("/owner/repo/resolve/abc123/bad.bin", b"x" * 10)
+    with pytest.raises(MissingWeightsError, match="bad.bin.*expected 99"):
+        weights.download_file(["hf://owner/repo@abc123/bad.bin"], tmp_path / "bad.bin", size=99, progress=False)
     assert weights.display_url("hf://owner/repo/x.bin") == f"{server.url}/owner/repo/resolve/main/x.bin"
 
 
@@ -297,7 +322,7 @@ def test_s3_urls_use_an_anonymous_client_and_resume(tmp_path, monkeypatch):
             return {"Body": io.BytesIO(data[start:]), "ContentLength": len(data) - start,
                     "ContentRange": f"bytes {start}-{len(data) - 1}/{len(data)}"}
 
-    monkeypatch.setattr(weights, "_s3_client", lambda: FakeS3())
+    monkeypatch.setattr(weights.download, "_s3_client", lambda: FakeS3())
     dest = tmp_path / "w.bin"
     weights.download_file(["s3://bucket/dir/w.bin"], dest, sha256=_sha(data), size=len(data), progress=False)
     assert dest.read_bytes() == data
@@ -392,11 +417,15 @@ def test_bad_manifest_is_a_clear_error(tmp_path, monkeypatch, home):
 
 def test_real_manifest_is_complete_and_well_formed(home):
     entries = weights.load_manifest()
-    assert set(entries) == EXPECTED_NAMES
+    assert set(entries) == EXPECTED_NAMES | {"demo"}
     for entry in entries.values():
         assert entry.licence.strip() and entry.description.strip()
         assert entry.homepage.startswith("https://")
-        assert sorted(f.role for f in entry.files) == sorted(weights.ROLES[entry.kind])
+        if entry.shipped:  # the demo models: files beside the manifest, no download
+            assert all(f.path.is_file() for f in entry.files)
+            continue
+        assert sorted(f.role for f in entry.files) == sorted(GENERATORS.info[entry.kind]["roles"] +
+                                                             GENERATORS.info[entry.kind].get("optional_roles", ()))
         for f in entry.files:
             assert len(f.urls) >= 2, (entry.name, f.filename)
             assert len(set(f.urls)) == len(f.urls)

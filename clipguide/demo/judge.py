@@ -4,7 +4,7 @@ Steering tests must not ask the guiding CLIP whether it got what it wanted, so e
 from pixels: colours from pixel statistics, shape and position from the outline of the figure
 (:mod:`clipguide.demo.figure`: find the region that stands out, fit the world's shapes to it).
 No learned weights: a CNN trained on clean renders read generated pictures no better than chance
-(weights/demo/MODEL_CARD.md, runs 19 and 20), and `benchmarks/judge_check.py` measures this reading
+(docs/demo-models-history.md, runs 19 and 20), and `benchmarks/judge_check.py` measures this reading
 against pictures labelled by eye.
 """
 

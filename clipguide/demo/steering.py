@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from ..settings import DEMO_SETTINGS, Settings
+from ..presets import demo_settings as demo_preset
+from ..settings import Settings
 from .shapes import Scene, caption, render_batch, to_tensor
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class TaskResult:
 
 def demo_settings(**overrides) -> Settings:
     """The CLI's ``--demo`` settings, so the measurement is of what users get."""
-    return Settings(prompt="", device="cpu", **{**DEMO_SETTINGS, **overrides})
+    return Settings(prompt="", device="cpu", **{**demo_preset(), **overrides})
 
 
 def measure(tasks: Sequence[str] = tuple(TASKS), n_seeds: int = 8, first_seed: int = 0, *,

@@ -1,79 +1,75 @@
-"""Generators and the one function that turns a user's ``--generator`` value into one.
+"""Generators, and the one function that turns a user's ``--generator`` value into one.
 
-A spec is a weights-manifest name (downloaded and verified through :mod:`clipguide.weights`),
-``demo`` (the shipped shapes-world VQGAN), or a local path: a VQGAN ``model.ckpt`` with its
-``model.yaml`` beside it, a clipguide ``.safetensors`` file, a folder holding either of those, or a
-BigGAN folder with ``config.json`` + ``pytorch_model.bin``.
+A spec is one of, tried in this order:
+
+* a generator kind that needs no checkpoint (a drawer such as ``pixel``), built from the settings;
+* a weights-manifest name (downloaded and verified through :mod:`clipguide.weights`; ``demo`` is
+  a manifest entry whose files ship with clipguide);
+* a local file or folder, recognised by each registered kind's ``detect``.
+
+Kinds come from :data:`clipguide.registry.GENERATORS`; each kind's options object (BigGAN's
+truncation, classes, …) is read from the settings and is part of the model cache key.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from ..errors import UserError, unknown
-from ..settings import Settings
-from .base import Generator, Latent
+from ..registry import GENERATORS
+from .base import Generator, GeneratorKind, Latent
 
-__all__ = ["Generator", "Latent", "load_generator", "DEMO"]
-
-DEMO = "demo"
+__all__ = ["Generator", "GeneratorKind", "Latent", "load_generator", "resolve", "kind_of"]
 
 
-def load_generator(spec: str, device: torch.device | str, settings: Settings | None = None, *,
-                   offline: bool = False, progress: bool = True) -> Generator:
-    """Build the generator a spec names, on ``device``; BigGAN knobs come from ``settings``."""
+def kind_of(name: str) -> GeneratorKind:
+    return GENERATORS.get(name)
+
+
+def resolve(spec: str, settings: Any) -> tuple[str, Any]:
+    """(kind name, options) of the generator a spec names, without loading it (the cache key)."""
+    kind = _kind_name(spec)
+    return kind, kind_of(kind).options_from(settings)
+
+
+def _kind_name(spec: str) -> str:
     from .. import weights
 
-    settings = settings or Settings()
-    if spec == DEMO:
-        from ..demo import VQGAN_PATH as path
-
-        if not path.is_file():
-            raise UserError(f"the demo VQGAN is missing: expected {path} (reinstall clipguide)")
-        return _vqgan(path, None, device)
+    if spec in GENERATORS and not GENERATORS.info.get(spec, {}).get("weights", True):
+        return spec
+    manifest = weights.load_manifest()
+    if spec in manifest:
+        return manifest[spec].kind
     local = Path(spec).expanduser()
     if local.exists():
-        return _from_path(local, device, settings)
+        for name in GENERATORS:
+            detect = kind_of(name).detect
+            if detect is not None and detect(local):
+                return name
+        layouts = "; or ".join(kind_of(n).layout for n in GENERATORS if kind_of(n).layout)
+        raise UserError(f"cannot tell what generator {local} is: give {layouts}")
+    if "/" in spec or "\\" in spec or local.suffix:
+        raise UserError(f"generator file or folder {spec} does not exist: check the path (setting generator)")
+    drawers = [n for n in GENERATORS if not GENERATORS.info.get(n, {}).get("weights", True)]
+    raise unknown("generator", spec, [*drawers, *manifest])
+
+
+def load_generator(spec: str, device: torch.device | str, settings: Any = None, *, offline: bool = False,
+                   progress: bool = True) -> Generator:
+    """Build the generator a spec names, on ``device``; its options come from ``settings``."""
+    from .. import weights
+    from ..settings import Settings
+
+    settings = settings if settings is not None else Settings()
+    name, options = resolve(spec, settings)
+    kind = kind_of(name)
+    if kind.build is not None and spec == name:
+        return kind.build(device, options)
     manifest = weights.load_manifest()
-    if spec not in manifest:
-        if "/" in spec or "\\" in spec or local.suffix:
-            raise UserError(f"generator file or folder {spec} does not exist: check the path")
-        raise unknown("generator", spec, [DEMO, *manifest])
-    entry = manifest[spec]
-    files = weights.fetch(spec, offline=offline, progress=progress)
-    if entry.kind == "vqgan":
-        return _vqgan(files["checkpoint"], files["config"], device)
-    if entry.kind == "biggan":
-        return _biggan(files["weights"].parent, device, settings)
-    raise UserError(f"manifest entry {spec!r} has kind {entry.kind!r}, which no generator handles")
-
-
-def _from_path(path: Path, device, settings: Settings) -> Generator:
-    from .biggan import looks_like_biggan
-
-    if looks_like_biggan(path):
-        return _biggan(path, device, settings)
-    if path.is_dir():
-        for name in ("model.safetensors", "vqgan.safetensors", "model.ckpt"):
-            if (path / name).is_file():
-                return _vqgan(path / name, None, device)
-        raise UserError(f"folder {path} holds no generator: expected model.ckpt + model.yaml (VQGAN) "
-                        "or config.json + pytorch_model.bin (BigGAN)")
-    if path.suffix in (".safetensors", ".ckpt"):
-        return _vqgan(path, None, device)  # a .ckpt finds its YAML beside it (or says where to put it)
-    raise UserError(f"cannot tell what generator {path} is: give a VQGAN .ckpt (with its .yaml beside it), "
-                    "a .safetensors file, or a BigGAN folder")
-
-
-def _vqgan(path: Path, config: Path | None, device) -> Generator:
-    from .vqgan import load_vqgan
-
-    return load_vqgan(path, config, device)
-
-
-def _biggan(folder: Path, device, settings: Settings) -> Generator:
-    from .biggan import from_settings
-
-    return from_settings(folder, device, settings)
+    if spec in manifest:
+        files = weights.fetch(spec, offline=offline, progress=progress)
+        return kind.from_files(files, device, options)
+    return kind.from_path(Path(spec).expanduser(), device, options)

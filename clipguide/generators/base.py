@@ -9,8 +9,10 @@ the same as a single run with seed ``seed + k``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -26,8 +28,8 @@ class Generator(Protocol):
     #: Fixed output size (BigGAN) or None when any multiple of size_multiple works.
     fixed_size: tuple[int, int] | None
 
-    def init_latent(self, size: tuple[int, int], generators: Sequence[torch.Generator], start: str = "random") -> Latent:
-        """Starting latents, row k drawn only from ``generators[k]``. size = (width, height).
+    def init_latent(self, size: tuple[int, int], rngs: Sequence[torch.Generator], start: str = "random") -> Latent:
+        """Starting latents, row k drawn only from ``rngs[k]``. size = (width, height).
 
         ``start`` is the ``init`` setting: "random" (every generator) or "mean" (generators with a
         codebook); a generator raises UserError for a start it does not have."""
@@ -52,6 +54,32 @@ class Generator(Protocol):
     def output(self, latent: Latent) -> torch.Tensor:
         """The image to show and save (e.g. decoded from the EMA); (B,3,H,W) in [0,1], no grad needed."""
         ...
+
+
+@dataclass(frozen=True)
+class GeneratorKind:
+    """How one kind of generator is built; registered in :data:`clipguide.registry.GENERATORS`.
+
+    ``options`` is the kind's frozen options dataclass: its field names are Settings fields, its
+    values are read from the settings (:meth:`options_from`), and the object is part of the model
+    cache key, so two runs that differ in an option never share a built model. The builders take
+    ``(source, device, options)``: ``from_files`` a manifest entry's files by role, ``from_path``
+    a local file or folder that ``detect`` recognised, ``build`` nothing (drawers without weights).
+    """
+
+    name: str
+    options: type | None = None
+    from_files: Callable[[dict[str, Path], Any, Any], "Generator"] | None = None
+    detect: Callable[[Path], bool] | None = None
+    from_path: Callable[[Path, Any, Any], "Generator"] | None = None
+    build: Callable[[Any, Any], "Generator"] | None = None
+    #: what a local path of this kind looks like, for "cannot tell what this is" errors
+    layout: str = ""
+
+    def options_from(self, settings: Any) -> Any:
+        if self.options is None:
+            return None
+        return self.options(**{f.name: getattr(settings, f.name) for f in fields(self.options)})
 
 
 def clamp_with_grad(x: torch.Tensor, low: float = 0.0, high: float = 1.0) -> torch.Tensor:

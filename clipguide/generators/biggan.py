@@ -25,28 +25,22 @@ Weights are the published ``pytorch-pretrained-biggan`` format: a folder with ``
 (a ``BigGANConfig``) and ``pytorch_model.bin`` (a plain state dict, loaded with
 ``weights_only=True``). The package is imported lazily so ``import clipguide`` stays cheap.
 
-Entry points: :func:`load_biggan` (path + explicit knobs), :func:`from_settings`
-(path + a :class:`~clipguide.settings.Settings`), :func:`looks_like_biggan` (format detection).
+Loading and format detection live in :mod:`clipguide.generators.biggan_files`.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
 from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..errors import MissingWeightsError, UserError, unknown
+from ..errors import UserError, unknown
 from .base import Latent
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "pytorch_model.bin"
 
 #: Big Sleep's starting point: unit noise, class logits around -3.9 so sigmoid(logits) ~ 0.02.
 INIT_NOISE_STD = 1.0
@@ -61,9 +55,6 @@ CLASS_TEMPERATURE = 2.0
 BIG_SLEEP_BALANCE = 2.65 / 100
 #: Truncated-normal support BigGAN samples its noise from (pytorch_pretrained_biggan uses ±2).
 NOISE_BOUND = 2.0
-
-#: The Settings fields this generator reads.
-KNOBS = ("truncation", "max_classes", "classes", "ema_decay", "latent_loss_weight", "class_loss_weight")
 
 _EMA_KEYS = {"noise": "_ema_noise", "class_logits": "_ema_class_logits"}
 
@@ -231,16 +222,16 @@ class BigGANGenerator(nn.Module):
         return (torch.tanh(x.float()) + 1) / 2  # BigGAN makes [-1, 1]
 
     # ------------------------------------------------------------------ protocol
-    def init_latent(self, size: tuple[int, int], generators: Sequence[torch.Generator], start: str = "random") -> Latent:
-        """Big Sleep's start: noise ~ N(0, 1), class logits ~ N(-3.9, 0.3); row k from generators[k]."""
+    def init_latent(self, size: tuple[int, int], rngs: Sequence[torch.Generator], start: str = "random") -> Latent:
+        """Big Sleep's start: noise ~ N(0, 1), class logits ~ N(-3.9, 0.3); row k from rngs[k]."""
         if tuple(size) != self.fixed_size:
             res = self.size_multiple
             raise UserError(f"this BigGAN makes {res}x{res} images only, not {size[0]}x{size[1]}; "
                             f"set size to {res}x{res}")
         if start != "random":  # no codebook to start from the mean of
-            raise UserError(f"init {start!r} needs a VQGAN generator; BigGAN starts from noise: use --init random")
+            raise UserError(f"init {start!r} needs a VQGAN generator; BigGAN starts from noise: set init to random (--init random)")
         noise, logits = [], []
-        for gen in generators:
+        for gen in rngs:
             n = torch.randn(self.num_layers, self.z_dim, generator=gen, device=gen.device)
             c = torch.randn(self.num_classes, generator=gen, device=gen.device)
             noise.append(n * INIT_NOISE_STD)
@@ -252,11 +243,11 @@ class BigGANGenerator(nn.Module):
         # Big Sleep's EMA takes its first sample at construction: average = start, accum = decay.
         for key, ema_key in _EMA_KEYS.items():
             latent[ema_key] = latent[key].clone()
-        latent["_ema_accum"] = torch.full((len(generators),), self.ema_decay, device=self.device)
+        latent["_ema_accum"] = torch.full((len(rngs),), self.ema_decay, device=self.device)
         return latent
 
     def encode(self, images: torch.Tensor) -> Latent:
-        raise UserError("BigGAN cannot start from an init image; use a VQGAN generator for --init-image")
+        raise UserError("BigGAN cannot start from an init image (setting init_image, --init-image); use a VQGAN generator for it")
 
     def decode(self, latent: Latent) -> torch.Tensor:
         """(B, 3, R, R) in [0, 1], differentiable w.r.t. ``noise`` and ``class_logits``."""
@@ -306,78 +297,9 @@ class BigGANGenerator(nn.Module):
         return self.regularizer_scale * (self.latent_loss_weight * lat + self.class_loss_weight * cls)
 
 
-# ---------------------------------------------------------------------------- loading
-def looks_like_biggan(path: str | Path) -> bool:
-    """True for a folder holding ``config.json`` and ``pytorch_model.bin`` (the published layout)."""
-    p = Path(path)
-    return p.is_dir() and (p / CONFIG_NAME).is_file() and (p / WEIGHTS_NAME).is_file()
-
-
-def load_biggan(folder_or_files: str | Path | Sequence[str | Path], device: str | torch.device = "cpu",
-                **knobs: Any) -> BigGANGenerator:
-    """Load a published BigGAN-deep checkpoint onto ``device``.
-
-    ``folder_or_files``: a folder with ``config.json`` + ``pytorch_model.bin``; one of those two
-    files (the other is looked for beside it); or the pair of paths (the ``.json`` one is the config).
-    ``knobs`` are :class:`BigGANGenerator`'s keyword arguments (see :data:`KNOBS`).
-    """
-    config_path, weights_path = _resolve_files(folder_or_files)
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"cannot read BigGAN config {config_path}: {e}") from None
-    if not isinstance(config, dict):
-        raise UserError(f"BigGAN config {config_path} must be a JSON object")
-    try:
-        state_dict = torch.load(weights_path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot load BigGAN weights {weights_path} as a plain state dict "
-                        f"(only tensors are accepted): {first}") from None
-    if not isinstance(state_dict, dict):
-        raise UserError(f"BigGAN weights {weights_path} are not a state dict")
-    try:
-        generator = BigGANGenerator(config, state_dict, **knobs)
-    except _WeightsMismatch as e:
-        raise UserError(f"{weights_path} does not fit {config_path}: {e}") from None
-    return generator.to(device)
-
-
-def knobs_from_settings(settings: Any) -> dict[str, Any]:
-    """The :class:`BigGANGenerator` keyword arguments held by a Settings object."""
-    return {name: getattr(settings, name) for name in KNOBS}
-
-
-def from_settings(path: str | Path, device: str | torch.device, settings: Any) -> BigGANGenerator:
-    """``load_biggan(path, device, **knobs_from_settings(settings))``: what the API calls."""
-    return load_biggan(path, device, **knobs_from_settings(settings))
-
-
 # ---------------------------------------------------------------------------- internals
 class _WeightsMismatch(UserError):
     pass
-
-
-def _package() -> tuple[Any, Any]:
-    """``(BigGAN, BigGANConfig)``, imported only when a BigGAN is actually built."""
-    try:
-        from pytorch_pretrained_biggan import BigGAN, BigGANConfig
-    except ModuleNotFoundError as e:
-        # The package's __init__ imports scipy without declaring it as a dependency.
-        top = (e.name or "pytorch_pretrained_biggan").split(".")[0]
-        missing = "pytorch-pretrained-biggan" if top == "pytorch_pretrained_biggan" else top
-        raise UserError(f"BigGAN needs the '{missing}' package, which is not installed: "
-                        f"pip install {missing}") from None
-    return BigGAN, BigGANConfig
-
-
-def _resolution(config: Any) -> int:
-    """Output side: the package starts at 4x4 and doubles at each up-sampling layer."""
-    side = 4 * 2 ** sum(1 for layer in config.layers if layer[0])
-    if int(config.output_dim) != side:
-        raise UserError(f"BigGAN config says output_dim {config.output_dim} but its layers make "
-                        f"{side}x{side} images; the config.json is damaged or for another model")
-    return side
 
 
 def _load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
@@ -394,32 +316,41 @@ def _load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None
         raise _WeightsMismatch(f"{len(result.missing_keys)} tensors are missing ({shown})")
 
 
-def _resolve_files(folder_or_files: str | Path | Sequence[str | Path]) -> tuple[Path, Path]:
-    """(config.json path, pytorch_model.bin path), each checked to exist."""
-    if isinstance(folder_or_files, (str, Path)):
-        p = Path(folder_or_files).expanduser()
-        folder = p.parent if p.is_file() else p
-        config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-        if p.is_file() and p.name not in (CONFIG_NAME, WEIGHTS_NAME):
-            # A renamed file: take it as whichever of the two it looks like.
-            if p.suffix == ".json":
-                config_path = p
-            else:
-                weights_path = p
-    else:
-        paths = [Path(x).expanduser() for x in folder_or_files]
-        configs = [x for x in paths if x.suffix == ".json"]
-        others = [x for x in paths if x.suffix != ".json"]
-        if len(paths) != 2 or len(configs) != 1:
-            raise UserError(f"give a BigGAN folder, or its two files ({CONFIG_NAME} and {WEIGHTS_NAME}); "
-                            f"got {[str(x) for x in paths]}")
-        config_path, weights_path = configs[0], others[0]
-    for path, what in ((config_path, "config"), (weights_path, "weights")):
-        if not path.is_file():
-            raise MissingWeightsError(f"BigGAN {what} file not found: {path} "
-                                      f"(a BigGAN folder holds {CONFIG_NAME} and {WEIGHTS_NAME})")
-    return config_path, weights_path
+def _package() -> tuple[Any, Any]:
+    """``(BigGAN, BigGANConfig)``, imported only when a BigGAN is actually built."""
+    try:
+        from pytorch_pretrained_biggan import BigGAN, BigGANConfig
+    except ModuleNotFoundError as e:
+        # The package's __init__ imports scipy without declaring it as a dependency.
+        top = (e.name or "pytorch_pretrained_biggan").split(".")[0]
+        missing = "pytorch-pretrained-biggan" if top == "pytorch_pretrained_biggan" else top
+        raise UserError(f"BigGAN needs the '{missing}' package, which is not installed: "
+                        f"pip install {missing}") from None
+    return BigGAN, BigGANConfig
 
 
-__all__ = ["BigGANGenerator", "load_biggan", "from_settings", "knobs_from_settings", "looks_like_biggan",
-           "imagenet_classes", "class_indices", "soft_top_k", "KNOBS", "BIG_SLEEP_BALANCE"]
+def _resolution(config: Any) -> int:
+    """Output side: the package starts at 4x4 and doubles at each up-sampling layer. Also checks the
+    layers' channel arithmetic, which the package assumes without checking (a mismatch would be a
+    shape error from deep inside it)."""
+    layers = [tuple(layer) for layer in config.layers]
+    if not layers or any(len(layer) != 3 for layer in layers):
+        raise UserError("BigGAN config: 'layers' must be a non-empty list of [up_sample, in_factor, out_factor]; "
+                        "the config.json is damaged or for another model")
+    expected = 16  # gen_z makes 4x4x(16 x channel_width) activations for the first block
+    for j, (_, factor_in, factor_out) in enumerate(layers):
+        if factor_in != expected:
+            raise UserError(f"BigGAN config: layers[{j}] takes {factor_in} x channel_width channels but gets "
+                            f"{expected} x channel_width; the config.json is damaged or for another model")
+        expected = factor_out
+    if expected != 1:
+        raise UserError(f"BigGAN config: the last of 'layers' makes {expected} x channel_width channels, the output "
+                        "needs 1 x channel_width; the config.json is damaged or for another model")
+    side = 4 * 2 ** sum(1 for layer in layers if layer[0])
+    if int(config.output_dim) != side:
+        raise UserError(f"BigGAN config says output_dim {config.output_dim} but its layers make "
+                        f"{side}x{side} images; the config.json is damaged or for another model")
+    return side
+
+
+__all__ = ["BigGANGenerator", "imagenet_classes", "class_indices", "soft_top_k", "BIG_SLEEP_BALANCE"]

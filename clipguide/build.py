@@ -1,0 +1,188 @@
+"""Settings → a :class:`~clipguide.engine.Run`: the one place a run's parts are built.
+
+``generate``, ``compare``, ``animate``, ``telephone``, ``bench`` and the web UI all go through
+:func:`build_run`, so what the benchmark times is what users run and no front end builds targets
+or cutouts of its own. Reads the init and prompt images the settings name; writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from . import presets
+from .cutouts import Cutouts
+from .engine import Run
+from .errors import UserError
+from .generators import Generator
+from .losses import Context, LossTerm
+from .losses.init import InitImageLoss
+from .losses.prior import GeneratorPrior
+from .losses.prompt import PromptLoss
+from .perceptor import Perceptor
+from .prompts import Prompt, parse_prompts, split_story, story_starts
+from .registry import LOSSES
+from .schedules import Constant
+from .session import Session, resolve_precision
+from .settings import Settings, parse_loss, validate
+from .targets import TargetSchedule, embed_targets
+
+Notify = Callable[[str], None]
+
+
+def build_run(settings: Settings, *, session: Session | None = None, explicit: frozenset[str] = frozenset(),
+              style_dirs: Sequence[str] = (), notify: Notify | None = None) -> Run:
+    """Validate ``settings``, apply its style, load (or reuse) the models and build every part.
+
+    ``explicit`` names the fields the user set themselves (they win over a style's overrides);
+    ``notify`` receives one-line notices (a rounded size, a prompt cut to CLIP's context).
+    """
+    notices: list[str] = []
+
+    def note(message: str) -> None:
+        notices.append(message)
+        if notify is not None:
+            notify(message)
+
+    validate(settings)
+    resolved = presets.apply_style(settings, explicit=explicit, extra_dirs=tuple(style_dirs))
+    validate(resolved)
+    story = story_prompts(resolved)  # prompt mistakes are found before any model loads
+    session = session or Session(resolved.device, resolved.offline)
+    generator = session.generator(resolved.generator, resolved)
+    perceptor = session.perceptor(resolved.clip)
+    device = session.device
+    size = resolve_size(resolved, generator, device, note)
+    seeds = resolved.seed_list()
+    rngs = [torch.Generator().manual_seed(s) for s in seeds]
+    targets = build_targets(resolved, story, perceptor, device, note)
+    init_images = None
+    if resolved.init_image:
+        init_images = load_image_tensor(resolved.init_image, size, device).expand(len(seeds), -1, -1, -1)
+        with torch.no_grad():
+            latent = generator.encode(init_images)
+    else:
+        latent = generator.init_latent(size, rngs, resolved.init)
+    cutouts = Cutouts(resolved.cutn, resolved.cut_pow, resolved.augments, resolved.noise_fac).to(device)
+    context = Context(resolved, generator, device, size, {k: v.detach().clone() for k, v in latent.items()},
+                      init_images)
+    terms = build_terms(resolved, context, perceptor, cutouts, targets)
+    prepare_models(generator, perceptor, device, checkpointing=resolved.checkpointing)
+    return Run(generator=generator, terms=terms, latent=latent, rngs=rngs, steps=resolved.steps,
+               lr=resolved.lr or generator.default_lr, optimizer=resolved.optimizer,
+               autocast_dtype=resolve_precision(resolved.precision, device), settings=settings, resolved=resolved,
+               explicit=frozenset(explicit), perceptor=perceptor, size=size, seeds=seeds, notices=notices)
+
+
+def build_terms(settings: Settings, context: Context, perceptor: Perceptor, cutouts: Cutouts,
+                targets: TargetSchedule) -> list[LossTerm]:
+    """The generator's prior, the prompt, the init image (when asked for) and every ``losses`` entry."""
+    terms: list[LossTerm] = [GeneratorPrior.build(context, Constant(1.0)), PromptLoss(perceptor, cutouts, targets)]
+    if context.init_images is not None and settings.init_weight:
+        terms.append(InitImageLoss.build(context, Constant(settings.init_weight)))
+    for spec in settings.losses:
+        name, weight = parse_loss(spec)
+        terms.append(LOSSES.get(name).build(context, weight))
+    return terms
+
+
+def story_prompts(settings: Settings) -> list[tuple[int, list[Prompt]]]:
+    """(start step, prompts) of every story part (one part for a plain prompt), negatives included."""
+    negatives = [Prompt(text, -1.0) for text in (t.strip() for t in settings.negative.split("|")) if text]
+    parts = split_story(settings.prompt)
+    story = []
+    for start, part in zip(story_starts(parts, settings.steps, settings.change_every), parts):
+        prompts = parse_prompts(part.text) + negatives
+        if not any(p.weight > 0 for p in prompts) and not settings.image_prompts:
+            raise UserError("the prompt is empty: give some text to steer toward, e.g. clipguide \"a sunset\"")
+        story.append((start, prompts))
+    return story
+
+
+def build_targets(settings: Settings, story: list[tuple[int, list[Prompt]]], perceptor: Perceptor,
+                  device: torch.device, note: Notify) -> TargetSchedule:
+    """The targets of every story part from its start step, crossfaded over ``blend_steps``."""
+    images = [(load_image_tensor(path, None, device), weight) for path, weight in map(split_weight,
+                                                                                        settings.image_prompts)]
+    embedded = []
+    for _, prompts in story:
+        for message in perceptor.cut_notices([p.text for p in prompts]):
+            note(message)
+        embedded.append(embed_targets(perceptor, prompts, images, device))
+    return TargetSchedule([(start, targets) for (start, _), targets in zip(story, embedded)], settings.blend_steps)
+
+
+def resolve_size(settings: Settings, generator: Generator, device: torch.device, notify: Notify) -> tuple[int, int]:
+    """The (width, height) to generate: the generator's fixed size, the user's (rounded to a
+    multiple the generator needs, with a notice), or the default for the device."""
+    if generator.fixed_size is not None:
+        if settings.size is not None and tuple(settings.size) != tuple(generator.fixed_size):
+            w, h = generator.fixed_size
+            raise UserError(f"this generator only makes {w}x{h} images: set size to {w} {h} (--size) or leave it out")
+        return tuple(generator.fixed_size)
+    if settings.size is None:
+        side = 512 if device.type == "cuda" else 256
+        return (side, side)
+    m = generator.size_multiple
+    w, h = settings.size
+    rounded = (max(m, round(w / m) * m), max(m, round(h / m) * m))
+    if rounded != (w, h):
+        notify(f"size {w}x{h} is not a multiple of {m} for this generator: using {rounded[0]}x{rounded[1]}")
+    return rounded
+
+
+def split_weight(spec: str) -> tuple[str, float]:
+    """'path.png:0.5' → ('path.png', 0.5); a colon that is part of the path stays in it."""
+    path, sep, tail = spec.rpartition(":")
+    if sep:
+        try:
+            return path, float(tail)
+        except ValueError:
+            pass
+    return spec, 1.0
+
+
+def load_image_tensor(path: str, size: tuple[int, int] | None, device: torch.device) -> torch.Tensor:
+    """An image file as a (1,3,H,W) float tensor in [0,1] on ``device``, resized to ``size`` if given."""
+    import numpy as np
+
+    from .output import load_image
+
+    pil = load_image(path, size)
+    array = np.asarray(pil.convert("RGB"), dtype=np.uint8).copy()
+    return (torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255).to(device)
+
+
+def prepare_models(generator: Generator, perceptor: Perceptor, device: torch.device, *,
+                   checkpointing: bool = False, channels_last: bool | None = None, compile: bool = False) -> None:
+    """Get the frozen models ready to run fast on ``device`` (in place; safe to call again).
+
+    The CLIP vision towers already have their CPU-friendly patch embedding and attention (see
+    :mod:`clipguide.clip_speedups`). channels_last (default: on CUDA only, where tensor-core
+    convolutions want it; on this CPU oneDNN measured no gain) applies to the generator's
+    convolution weights. ``compile`` compiles the decoder and the CLIP image towers with
+    torch.compile, once per model.
+    """
+    if hasattr(generator, "checkpointing"):
+        generator.checkpointing = checkpointing
+    if channels_last is None:
+        channels_last = device.type == "cuda"
+    if isinstance(generator, torch.nn.Module):
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        for module in generator.modules():
+            if isinstance(module, torch.nn.Conv2d) and module.weight.dim() == 4:
+                module.weight.data = module.weight.data.contiguous(memory_format=fmt)
+    if compile:
+        targets = [m.model.visual for m in perceptor.models]
+        decoder = getattr(generator, "decoder", None)
+        if isinstance(decoder, torch.nn.Module):
+            targets.append(decoder)
+        for module in targets:
+            if not getattr(module, "_clipguide_compiled", False):
+                module.compile()
+                module._clipguide_compiled = True
+
+
+__all__ = ["build_run", "build_terms", "build_targets", "story_prompts", "resolve_size", "split_weight",
+           "load_image_tensor", "prepare_models"]

@@ -1,0 +1,49 @@
+"""Behaviour kept through the engine redesign: fixed runs on the demo models give the pixels they
+gave before it (values taken with the code of c7aa581, the last commit before the redesign, fp32).
+
+A real change of behaviour (a new default, say) updates these values in the same commit, with the
+reason in its message; anything else that moves them is a regression.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from clipguide import api
+from clipguide.settings import Settings
+
+DEMO = dict(generator="demo", clip=("demo",), size=(64, 64), cutn=16, cut_pow=0.3,
+            augments=("affine", "perspective", "noise"), lr=0.15, precision="fp32", device="cpu")
+
+
+def _u8(images: torch.Tensor) -> torch.Tensor:
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def _close(pixel: torch.Tensor, expected: list[int], levels: int = 2) -> bool:
+    return all(abs(int(a) - b) <= levels for a, b in zip(pixel.tolist(), expected))
+
+
+def test_demo_run_gives_the_pixels_it_gave_before_the_redesign():
+    result = api.generate(Settings(prompt="a red circle on a blue background", steps=40, seed=3, **DEMO))
+    image = _u8(result.images[0])
+    pinned = {(0, 0): [67, 90, 193], (10, 50): [120, 53, 99], (32, 32): [15, 71, 220], (63, 5): [65, 89, 206],
+              (20, 20): [101, 57, 99], (50, 40): [28, 76, 224]}
+    for (y, x), rgb in pinned.items():
+        assert _close(image[:, y, x], rgb), ((y, x), image[:, y, x].tolist(), rgb)
+    mean = result.images[0].mean(dim=(1, 2)).tolist()
+    assert all(abs(a - b) < 2e-3 for a, b in zip(mean, [0.31486, 0.29492, 0.66993])), mean
+
+
+def test_two_clips_negative_prompt_and_mean_start_give_the_pixels_they_gave_before():
+    settings = Settings(prompt="a yellow circle on a black background | a square:-0.5", steps=12, seed=7, seeds=2,
+                        init="mean", **{**DEMO, "clip": ("demo", "demo-wide"), "size": (64, 48), "cutn": 8,
+                                        "lr": 0.1, "augments": ("affine", "perspective", "jitter", "erasing", "noise")})
+    result = api.generate(settings)
+    images = _u8(result.images)
+    pinned = {(0, 0, 0): [138, 81, 92], (0, 24, 32): [218, 201, 93], (1, 10, 50): [139, 60, 134],
+              (1, 40, 8): [117, 71, 147]}
+    for (k, y, x), rgb in pinned.items():
+        assert _close(images[k, :, y, x], rgb), ((k, y, x), images[k, :, y, x].tolist(), rgb)
+    assert result.losses == pytest.approx([0.63163, 0.69698], abs=2e-3)
