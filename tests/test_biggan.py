@@ -298,7 +298,7 @@ def test_cli_end_to_end_big_sleep_mode(folder, tiny_clip_dir, tmp_path, capsys):
     from PIL import Image
 
     from clipguide.cli import main
-    from clipguide.output import read_png_metadata, read_record
+    from clipguide.output import read_record
 
     flags = ["--generator", str(folder), "--clip", str(tiny_clip_dir), "--steps", "2", "--cutn", "2",
              "--classes", "volcano,lighthouse", "--max-classes", "1", "--quiet"]

@@ -1,6 +1,5 @@
 """Bad input, faults and interrupts: one-line errors, exit codes, and nothing lost."""
 
-import json
 import os
 import signal
 import subprocess

@@ -8,7 +8,6 @@ as an operator would map a name to a local checkpoint. The shipped demo models a
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from PIL import Image  # noqa: E402
 from clipguide import api, webui  # noqa: E402
 from clipguide.demo import VQGAN_PATH  # noqa: E402
 from clipguide.errors import UserError  # noqa: E402
-from clipguide.output import read_png_metadata, read_record  # noqa: E402
+from clipguide.output import read_record  # noqa: E402
 from clipguide.presets import demo_settings  # noqa: E402
 from clipguide.settings import Settings  # noqa: E402
 
