@@ -5,6 +5,7 @@
     python benchmarks/steering.py --init mean --lr 0.1 --steps 270  # the start that steers position
     python benchmarks/steering.py --tasks shape --clip demo --clip demo-wide --init mean --lr 0.1 --steps 270  # shape
     python benchmarks/steering.py --clip runs/clip --clip demo      # a candidate CLIP (here with the shipped one)
+    python benchmarks/steering.py --tasks background --seeds 16 --cut-min lineage  # the lineage's cutout sizes
 
 Prints each CLIP's margins on clean pictures (can it tell the pair apart at all?), then the table of
 success rates, under shape and position how often the judge agrees with eye labels on generated
@@ -38,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None, help="override the demo's steps")
     p.add_argument("--lr", type=float, default=None, help="override the demo's learning rate")
     p.add_argument("--init", choices=INITS, default=None, help="override the demo's start (random codes or 'mean')")
+    p.add_argument("--cut-min", default=None,
+                   help="override the demo's smallest cutout (pixels, a fraction of the side, or 'lineage' for "
+                        "the default min(width, height, CLIP input size))")
     p.add_argument("--clip", action="append", default=None,
                    help="guide with this CLIP instead of the shipped one ('demo', or a folder that "
                         "scripts/train_demo.py wrote); repeat for an ensemble")
@@ -46,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {k: v for k, v in (("steps", args.steps), ("lr", args.lr), ("init", args.init)) if v is not None}
     if args.clip:
         overrides["clip"] = tuple(args.clip)
+    if args.cut_min is not None:
+        overrides["cut_min"] = None if args.cut_min == "lineage" else float(args.cut_min)
     base = demo_settings(**overrides)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     if unknown := [t for t in tasks if t not in TASKS]:
@@ -79,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{summary_line(agreement[name])}: the {name} rate above is the judge's reading")
     images = sum(r.runs for r in results.values())
     print(f"\n{images} images at {base.size[0]}x{base.size[1]}, {base.steps} steps, lr {base.lr:g}, init {base.init}, "
-          f"cutn {base.cutn}, CLIP {', '.join(base.clip)}: "
+          f"cutn {base.cutn}, cut_min {base.cut_min}, CLIP {', '.join(base.clip)}: "
           f"{seconds:.0f} s ({seconds / images:.2f} s per image, batches of {args.seeds})")
     if verdicts:
         report = {name: {"hits": r.hits, "runs": r.runs, "paired_hits": r.paired_hits, "seeds": r.seeds,

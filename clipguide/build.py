@@ -17,7 +17,7 @@ from .engine import Run
 from .errors import UserError
 from .generators import Generator
 from .losses import Context, LossTerm
-from .losses.init import InitImageLoss
+from .losses.init import build_init_term
 from .losses.prior import GeneratorPrior
 from .losses.prompt import PromptLoss
 from .perceptor import Perceptor
@@ -49,6 +49,9 @@ def build_run(settings: Settings, *, session: Session | None = None, explicit: f
     resolved = presets.apply_style(settings, explicit=explicit, extra_dirs=tuple(style_dirs))
     validate(resolved)
     story = story_prompts(resolved)  # prompt mistakes are found before any model loads
+    if resolved.init_weight and resolved.init_weight_mode == "pixel" and not resolved.init_image:
+        note("init_weight pulls toward the init image, and there is none: it does nothing here "
+             "(give --init-image, or --init-weight-mode latent for the notebooks' pull toward the start)")
     session = session or Session(resolved.device, resolved.offline)
     generator = session.generator(resolved.generator, resolved)
     perceptor = session.perceptor(resolved.clip)
@@ -64,7 +67,8 @@ def build_run(settings: Settings, *, session: Session | None = None, explicit: f
             latent = generator.encode(init_images)
     else:
         latent = generator.init_latent(size, rngs, resolved.init)
-    cutouts = Cutouts(resolved.cutn, resolved.cut_pow, resolved.augments, resolved.noise_fac).to(device)
+    cutouts = Cutouts(resolved.cutn, resolved.cut_pow, resolved.augments, resolved.noise_fac, resolved.cut_min,
+                      resolved.cut_method).to(device)
     context = Context(resolved, generator, device, size, {k: v.detach().clone() for k, v in latent.items()},
                       init_images)
     terms = build_terms(resolved, context, perceptor, cutouts, targets)
@@ -77,10 +81,10 @@ def build_run(settings: Settings, *, session: Session | None = None, explicit: f
 
 def build_terms(settings: Settings, context: Context, perceptor: Perceptor, cutouts: Cutouts,
                 targets: TargetSchedule) -> list[LossTerm]:
-    """The generator's prior, the prompt, the init image (when asked for) and every ``losses`` entry."""
+    """The generator's prior, the prompt, the init term (when asked for) and every ``losses`` entry."""
     terms: list[LossTerm] = [GeneratorPrior.build(context, Constant(1.0)), PromptLoss(perceptor, cutouts, targets)]
-    if context.init_images is not None and settings.init_weight:
-        terms.append(InitImageLoss.build(context, Constant(settings.init_weight)))
+    if settings.init_weight and (context.init_images is not None or settings.init_weight_mode != "pixel"):
+        terms.append(build_init_term(context, Constant(settings.init_weight)))
     for spec in settings.losses:
         name, weight = parse_loss(spec)
         terms.append(LOSSES.get(name).build(context, weight))

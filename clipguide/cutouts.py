@@ -1,13 +1,22 @@
 """Random cutouts of the image, augmented with kornia, at the size CLIP expects.
 
-Each step the loop asks CLIP about ``cutn`` random squares of every image rather than the whole
-image: it is what makes VQGAN+CLIP images detailed at every scale and hard to "fool". Sizes follow
-``rand() ** cut_pow`` between a minimum and the image's short side.
+Each step the loop asks CLIP about ``cutn`` views of every image rather than the whole image: it is
+what makes VQGAN+CLIP images detailed at every scale and hard to "fool". Three ways of making them
+(``cut_method``), each followed by the same augments and noise:
 
-All cutouts of all images are cropped and resized in one batched ``roi_align`` call (area-averaging,
-so large cutouts are anti-aliased on the way down), then augmented per image: image k's cutout
-boxes, augmentation parameters and noise come only from its own ``torch.Generator``, which keeps
-image k of a batch identical to a single run with that seed.
+* ``crops`` (default) — random squares, sizes ``rand() ** cut_pow`` between the smallest cutout and
+  the image's short side, all cut and resized in one batched ``roi_align`` call (bilinear samples
+  averaged over each output pixel, so large cutouts are anti-aliased on the way down);
+* ``original`` — the same random squares, each cut and then resized by adaptive average pooling,
+  as the VQGAN+CLIP notebooks do (small cutouts come out blockier, large ones alike);
+* ``pooling`` — nerdyrodent's "latest": the whole image shrunk to the CLIP size by the mean of
+  adaptive average and max pooling, ``cutn`` times, so only the augments vary the views (whole-image
+  composition, less tiling, less fine detail).
+
+The smallest cutout (``cut_min``) is the lineage's ``min(width, height, CLIP input size)`` unless
+set: at 256x256 with ViT-B/32 every cutout is 224-256 px. Image k's boxes, augment parameters and
+noise come only from its own RNG, which keeps image k of a batch the same as a single run with
+that seed.
 """
 
 from __future__ import annotations
@@ -16,11 +25,12 @@ from collections.abc import Sequence
 
 import kornia.augmentation as K
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import roi_align
 
 from .registry import AUGMENTS
-from .settings import DEFAULT_AUGMENTS
+from .settings import CUT_METHODS, DEFAULT_AUGMENTS
 
 
 def build_augments(names: Sequence[str]) -> nn.Module:
@@ -31,20 +41,35 @@ def build_augments(names: Sequence[str]) -> nn.Module:
     return K.AugmentationSequential(*modules) if modules else nn.Identity()
 
 
+def cut_range(width: int, height: int, cut_size: int, cut_min: float | None) -> tuple[int, int]:
+    """(smallest, largest) cutout side in pixels: ``cut_min`` pixels (>= 1) or a fraction of the short
+    side (< 1); by default the lineage's ``min(width, height, cut_size)``. Never more than the short side."""
+    short = min(width, height)
+    if cut_min is None:
+        low = min(short, cut_size)
+    elif cut_min < 1:
+        low = max(1, int(short * cut_min))
+    else:
+        low = int(cut_min)
+    return min(low, short), short
+
+
 class Cutouts(nn.Module):
     def __init__(self, cutn: int, cut_pow: float = 1.0, augments: Sequence[str] = DEFAULT_AUGMENTS,
-                 noise_fac: float = 0.1, min_fraction: float = 0.25) -> None:
+                 noise_fac: float = 0.1, cut_min: float | None = None, method: str = "crops") -> None:
         super().__init__()
+        if method not in CUT_METHODS:
+            raise ValueError(f"unknown cut method {method!r}")
         self.cutn = cutn
         self.cut_pow = cut_pow
         self.noise_fac = noise_fac if "noise" in augments else 0.0
-        self.min_fraction = min_fraction
+        self.cut_min = cut_min
+        self.method = method
         self.augs = build_augments(augments)
 
-    def boxes(self, width: int, height: int, rng: torch.Generator) -> torch.Tensor:
+    def boxes(self, width: int, height: int, rng: torch.Generator, cut_size: int) -> torch.Tensor:
         """(cutn, 4) boxes x1,y1,x2,y2 in pixels, drawn from ``rng`` (on the CPU)."""
-        max_size = min(width, height)
-        min_size = min(max_size, max(1, int(max_size * self.min_fraction)))
+        min_size, max_size = cut_range(width, height, cut_size, self.cut_min)
         u = torch.rand(self.cutn, 3, generator=rng, dtype=torch.float64)
         sizes = (u[:, 0] ** self.cut_pow * (max_size - min_size) + min_size).floor()
         x1 = (u[:, 1] * (width - sizes + 1)).floor()
@@ -57,16 +82,29 @@ class Cutouts(nn.Module):
         # colour and warp maths divides by small differences, which gave NaN gradients in fp16.
         # It is a small share of the step; CLIP's autocast takes over again for the embedding.
         with torch.autocast(images.device.type, enabled=False):
-            return self._cut(images.float(), cut_size, rngs)
+            return self._augment(self._views(images.float(), cut_size, rngs), rngs)
 
-    def _cut(self, images: torch.Tensor, cut_size: int, rngs: Sequence[torch.Generator]) -> torch.Tensor:
+    def _views(self, images: torch.Tensor, cut_size: int, rngs: Sequence[torch.Generator]) -> torch.Tensor:
+        """The un-augmented views, (B*cutn, 3, cut_size, cut_size)."""
         batch, _, height, width = images.shape
-        boxes = [self.boxes(width, height, g).to(images.device, images.dtype) for g in rngs]
-        cutouts = roi_align(images, boxes, output_size=cut_size, aligned=True, sampling_ratio=-1)
+        if self.method == "pooling":
+            pooled = (F.adaptive_avg_pool2d(images, cut_size) + F.adaptive_max_pool2d(images, cut_size)) / 2
+            return pooled.repeat_interleave(self.cutn, dim=0)
+        boxes = [self.boxes(width, height, g, cut_size) for g in rngs]
+        if self.method == "original":
+            views = []
+            for k, image_boxes in enumerate(boxes):
+                for x1, y1, x2, y2 in image_boxes.long().tolist():
+                    views.append(F.adaptive_avg_pool2d(images[k:k + 1, :, y1:y2, x1:x2], cut_size))
+            return torch.cat(views)
+        boxes = [b.to(images.device, images.dtype) for b in boxes]
+        return roi_align(images, boxes, output_size=cut_size, aligned=True, sampling_ratio=-1)
+
+    def _augment(self, cutouts: torch.Tensor, rngs: Sequence[torch.Generator]) -> torch.Tensor:
         # One augment seed per image per step, drawn from that image's RNG, so the
         # augment randomness of image k never depends on the other images in the batch.
         seeds = [int(torch.randint(2**62, (1,), generator=g)) for g in rngs]
-        devices = [images.device] if images.device.type == "cuda" else []
+        devices = [cutouts.device] if cutouts.device.type == "cuda" else []
         out = []
         with torch.random.fork_rng(devices=devices):
             for k, seed in enumerate(seeds):

@@ -21,6 +21,12 @@ DEFAULT_AUGMENTS = ("affine", "perspective", "jitter", "erasing", "noise")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 INITS = ("random", "mean")
+#: How cutouts are made (see clipguide.cutouts): clipguide's batched crops, the notebooks' crops, or
+#: nerdyrodent's whole-image pooling.
+CUT_METHODS = ("crops", "original", "pooling")
+#: What init_weight pulls toward: the init image's pixels (decaying), the starting latent (the
+#: VQGAN+CLIP notebook's init_weight), or zero (nerdyrodent's generate.py -iw).
+INIT_WEIGHT_MODES = ("pixel", "latent", "zero")
 
 # Sizes are validated against these unless the user raises them explicitly (--no-limits);
 # they are the sizes past which a run would not finish or fit on the hardware users have.
@@ -47,9 +53,13 @@ class Settings:
     init: str = setting("random", "Start without an init image: 'random' (random codebook codes; BigGAN noise) "
                         "or 'mean' (VQGAN: the codebook's mean plus noise, so the prompt rather than the seed "
                         "places the subject).", choices=INITS, ui="advanced", label="Start")
-    init_weight: float = setting(0.0, "Keep the result close to the init image: weight of the pixel MSE, "
-                                 "decaying linearly to 0 over the run.", low=0, ui="advanced",
-                                 label="Init weight")
+    init_weight: float = setting(0.0, "Keep the result close to its start (see init_weight_mode).", low=0,
+                                 ui="advanced", label="Init weight")
+    init_weight_mode: str = setting("pixel", "What init_weight pulls toward: 'pixel' (the init image, weight falling "
+                                    "linearly to 0 over the run), 'latent' (the starting latent, 0.5·weight·MSE "
+                                    "throughout: the VQGAN+CLIP notebook's init_weight) or 'zero' (the latent toward "
+                                    "0, weight/(2i+1): nerdyrodent's -iw).", choices=INIT_WEIGHT_MODES,
+                                    ui="advanced", label="Init weight pulls toward")
 
     generator: str = setting("vqgan_imagenet_f16_16384", "Generator: a manifest name, 'demo', or a local "
                              "checkpoint path.")
@@ -65,6 +75,14 @@ class Settings:
     cutn: int = setting(32, "Number of cutouts per image per step.", low=1, ui="advanced", label="Cutouts")
     cut_pow: float = setting(1.0, "Cutout size power: >1 favours small cutouts, <1 large ones.", low=0,
                              low_open=True, ui="advanced", label="Cut power")
+    cut_min: float | None = setting(None, "Smallest cutout: pixels (1 or more) or a fraction of the short side "
+                                    "(below 1). Default: the lineage's min(width, height, CLIP input size).",
+                                    low=0, low_open=True, ui="advanced", label="Smallest cutout")
+    cut_method: str = setting("crops", "How cutouts are made: 'crops' (random squares, resized in one batch), "
+                              "'original' (the notebooks' random squares, each average-pooled: blockier small "
+                              "cutouts) or 'pooling' (the whole image pooled to the CLIP size, varied only by the "
+                              "augments: whole-image composition, less tiling).", choices=CUT_METHODS,
+                              ui="advanced", label="Cut method")
     augments: tuple[str, ...] = setting(DEFAULT_AUGMENTS, "Cutout augmentations.", choices=AUGMENTS,
                                         ui="advanced", label="Augmentations")
     noise_fac: float = setting(0.1, "Strength of per-cutout Gaussian noise (the 'noise' augment).", low=0,
@@ -157,4 +175,4 @@ def check_limits(s: Settings, limits: dict[str, int] | None = None) -> None:
 
 
 __all__ = ["Settings", "from_dict", "to_dict", "validate", "check_limits", "parse_loss", "field_help", "FIELD_NAMES", "INITS",
-           "DEVICES", "PRECISIONS", "DEFAULT_AUGMENTS", "LIMITS"]
+           "DEVICES", "PRECISIONS", "CUT_METHODS", "INIT_WEIGHT_MODES", "DEFAULT_AUGMENTS", "LIMITS"]

@@ -38,8 +38,8 @@ def test_cutouts_do_not_touch_global_rng():
 
 
 def test_cut_pow_favours_small_cutouts():
-    small = Cutouts(cutn=400, cut_pow=4.0).boxes(200, 200, torch.Generator().manual_seed(0))
-    large = Cutouts(cutn=400, cut_pow=0.25).boxes(200, 200, torch.Generator().manual_seed(0))
+    small = Cutouts(cutn=400, cut_pow=4.0).boxes(200, 200, torch.Generator().manual_seed(0), 32)
+    large = Cutouts(cutn=400, cut_pow=0.25).boxes(200, 200, torch.Generator().manual_seed(0), 32)
     assert (small[:, 2] - small[:, 0]).mean() < (large[:, 2] - large[:, 0]).mean()
     for boxes in (small, large):
         assert boxes.min() >= 0 and boxes[:, 2].max() <= 200 and boxes[:, 3].max() <= 200

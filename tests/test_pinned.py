@@ -13,7 +13,9 @@ import torch
 from clipguide import api
 from clipguide.settings import Settings
 
-DEMO = dict(generator="demo", clip=("demo",), size=(64, 64), cutn=16, cut_pow=0.3,
+# cut_min 0.25: the smallest cutout of that time (a quarter of the side); the default became the
+# lineage's min(width, height, CLIP input size) afterwards (#32), deliberately.
+DEMO = dict(generator="demo", clip=("demo",), size=(64, 64), cutn=16, cut_pow=0.3, cut_min=0.25,
             augments=("affine", "perspective", "noise"), lr=0.15, precision="fp32", device="cpu")
 
 

@@ -13,15 +13,18 @@ from . import LossTerm, State
 
 def spherical_distance_loss(embeds: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor,
                             stops: torch.Tensor) -> torch.Tensor:
-    """Per-image loss of the lineage: |w|·mean(sign(w)·2·arcsin(‖a−b‖/2)²) over cutouts, per target.
+    """Per-image loss of the lineage, summed over targets: |w| · mean over cutouts of s, where
+    s = sign(w) · 2·arcsin(‖a−b‖/2)² is the signed squared great-circle distance.
 
-    ``embeds``: (B, C, D) unit cutout embeddings of B images, C cutouts each; ``targets``: (T, D)
-    unit target embeddings; ``weights``/``stops``: (T,). Returns (B,) summed over targets.
-    A target whose distance for a cutout is already below its ``stop`` passes no gradient there.
+    The gradient flows only where s > stop (the lineage compares the *signed* distance): a
+    positive weight stops pulling once the distance is below ``stop`` (``a cat:1:0.8``), a negative
+    weight stops pushing once the distance is above ``-stop`` (``fog:-1:-1.2``). ``embeds``: (B, C, D)
+    unit cutout embeddings of B images, C cutouts each; ``targets``: (T, D) unit embeddings;
+    ``weights``/``stops``: (T,). Returns (B,).
     """
     dists = (embeds[:, :, None, :] - targets[None, None, :, :]).norm(dim=-1).div(2).clamp(max=1).arcsin().pow(2).mul(2)
-    dists = torch.where(dists < stops, dists.detach(), dists)
     signed = dists * torch.sign(weights)
+    signed = torch.where(signed > stops, signed, signed.detach())
     return (weights.abs() * signed.mean(dim=1)).sum(dim=-1)
 
 
