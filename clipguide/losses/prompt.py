@@ -16,12 +16,15 @@ def spherical_distance_loss(embeds: torch.Tensor, targets: torch.Tensor, weights
     """Per-image loss of the lineage: |w|·mean(sign(w)·2·arcsin(‖a−b‖/2)²) over cutouts, per target.
 
     ``embeds``: (B, C, D) unit cutout embeddings of B images, C cutouts each; ``targets``: (T, D)
-    unit target embeddings; ``weights``/``stops``: (T,). Returns (B,) summed over targets.
-    A target whose distance for a cutout is already below its ``stop`` passes no gradient there.
+    unit target embeddings shared by the batch, or (B, T, D) per image; ``weights``/``stops``: (T,)
+    or (B, T). Returns (B,) summed over targets. A target whose distance for a cutout is already
+    below its ``stop`` passes no gradient there.
     """
-    dists = (embeds[:, :, None, :] - targets[None, None, :, :]).norm(dim=-1).div(2).clamp(max=1).arcsin().pow(2).mul(2)
-    dists = torch.where(dists < stops, dists.detach(), dists)
-    signed = dists * torch.sign(weights)
+    if targets.dim() == 2:  # shared by every image
+        targets, weights, stops = targets[None], weights[None], stops[None]
+    dists = (embeds[:, :, None, :] - targets[:, None, :, :]).norm(dim=-1).div(2).clamp(max=1).arcsin().pow(2).mul(2)
+    dists = torch.where(dists < stops[:, None, :], dists.detach(), dists)
+    signed = dists * torch.sign(weights)[:, None, :]
     return (weights.abs() * signed.mean(dim=1)).sum(dim=-1)
 
 
