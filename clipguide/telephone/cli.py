@@ -27,7 +27,8 @@ def parser() -> argparse.ArgumentParser:
     from .settings import TelephoneSettings
 
     p = Parser(prog="clipguide telephone", description="Prompt → image → caption → image …: where does the loop go?")
-    p.add_argument("prompt", nargs="?", default=None, help="The start prompt (or --prompts FILE for a study).")
+    p.add_argument("start_prompt", nargs="?", default=None, metavar="prompt",
+                   help="The start prompt (or --prompts FILE for a study).")
     p.add_argument("--prompts", dest="prompts_file", default=None, metavar="FILE",
                    help="A study: one start prompt per line, or a shipped list: " + ", ".join(SHIPPED_PROMPTS)
                    + f" (trajectories per prompt: --seeds, default {STUDY_SEEDS}).")
@@ -62,12 +63,12 @@ def main(argv: list[str]) -> int:
 
     ns = parser().parse_args(argv)
     study = ns.prompts_file is not None
-    if study and ns.prompt:
+    if study and ns.start_prompt:
         raise UserError("give a start prompt or --prompts FILE, not both")
-    if not study and not (ns.prompt or "").strip():
+    if not study and not (ns.start_prompt or "").strip():
         raise UserError("telephone needs a start prompt: clipguide telephone \"a lighthouse in a storm\" "
                         "(or --prompts FILE for a study)")
-    prompts = read_prompts(prompts_file(ns.prompts_file)) if study else [ns.prompt]
+    prompts = read_prompts(prompts_file(ns.prompts_file)) if study else [ns.start_prompt]
     if ns.init_choice in ("random", "mean"):
         ns.init = ns.init_choice
     if study and "seeds" not in vars(ns):
