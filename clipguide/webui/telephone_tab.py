@@ -131,7 +131,8 @@ def build(app: WebApp, styles: list[str]) -> dict[str, Any]:
     with gr.Row():
         prompt = gr.Textbox(label="Start prompt", placeholder="a lighthouse in a storm", scale=2,
                             max_length=app.limits.max_prompt_chars)
-        style = gr.Dropdown(styles, value=styles[0] if styles else None, label="Style", scale=1)
+        style = gr.Dropdown(styles, value=next((s for s in styles if s == "none"), styles[0] if styles else None),
+                            label="Style", scale=1)
         seeds = slider(1, app.limits.max_seeds, 1, label="Trajectories (seeds, one batch)", scale=1)
     with gr.Row():
         rounds = slider(1, app.limits.max_rounds, min(defaults.rounds, app.limits.max_rounds), label="Rounds")
