@@ -7,11 +7,13 @@ Two measurements, both of the product's own code:
 * ``--real-size``: the architectures a real study runs, with random weights (timing does not
   depend on weight values; ``clipguide bench`` builds them): VQGAN ImageNet f16_16384 + open_clip
   ViT-B-32. It times optimisation steps through ``clipguide.bench.run_config`` and the CLIP
-  describer over the ``general`` vocabulary (2300+ phrases) on the same CLIP, then projects a
+  describer's text embeddings (texts per second through the same CLIP's text tower, times the
+  texts a description of a new image embeds with the ``general`` vocabulary), then projects a
   round (``--study-steps`` steps + one description) and the whole study.
 
     python benchmarks/telephone.py --demo --steps 80 --rounds 3
-    python benchmarks/telephone.py --real-size --size 256 256 --cutn 32 --steps 2
+    python benchmarks/telephone.py --real-size --size 256 256 --cutn 32 --steps 2 --flops
+    python benchmarks/telephone.py --real-size --steps 0 --s-per-step 3.94     # describer only, steps from RESULTS.md
     python benchmarks/telephone.py --real-size --device cuda --size 512 512 --cutn 32 --steps 20   # on a GPU
 
 Prints one line per figure; ``--json FILE`` keeps them.
@@ -81,30 +83,36 @@ def real_size(ns: argparse.Namespace) -> dict:
     from clipguide.telephone.loop import describer_for
     from clipguide.telephone.settings import TelephoneSettings
 
-    steps = bench.run_config(size=tuple(ns.size), cutn=ns.cutn, steps=ns.steps, warmup=1, precision=ns.precision,
-                             device=ns.device, flops=ns.flops)
+    out: dict = {"mode": "real-size", "size": ns.size, "cutn": ns.cutn, "device": ns.device}
+    if ns.steps:
+        steps = bench.run_config(size=tuple(ns.size), cutn=ns.cutn, steps=ns.steps, warmup=1,
+                                 precision=ns.precision, device=ns.device, flops=ns.flops)
+        out.update(precision=steps["autocast"], s_per_step_median=steps["median_s_per_it"])
+        if ns.flops:
+            out["gflop_per_step"] = steps["gflop_per_it"]
     session = bench.bench_session(ns.device)
     settings = bench.bench_settings(size=tuple(ns.size), cutn=ns.cutn, device=ns.device, precision=ns.precision)
     describer = describer_for(settings, TelephoneSettings(), session)
-    generator = torch.Generator().manual_seed(0)
-    images = [torch.rand(1, 3, ns.size[1], ns.size[0], generator=generator) for _ in range(3)]
-    times = []
-    for image in images:  # the first also embeds the first slot's phrases once (cached after)
-        start = time.perf_counter()
-        describer.describe(image)
-        if ns.device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    describe = statistics.median(times[1:])
-    per_round = ns.study_steps * steps["median_s_per_it"] + describe
-    rounds = ns.study_prompts * ns.study_seeds * ns.study_styles * ns.study_rounds
-    out = {"mode": "real-size", "size": ns.size, "cutn": ns.cutn, "precision": steps["autocast"],
-           "device": steps["device"], "s_per_step_median": steps["median_s_per_it"],
-           "describe_first_s": times[0], "describe_s_per_round": describe, "vocabulary": describer.about,
-           "study_steps": ns.study_steps, "projected_s_per_round": per_round,
-           "study_rounds": rounds, "projected_study_hours": rounds * per_round / 3600}
-    if ns.flops:
-        out["gflop_per_step"] = steps["gflop_per_it"]
+    vocab = describer.vocabulary
+    # The describer's cost is its text embeddings: the first slot's once per process, then every
+    # later slot's phrases once per new (image, phrases so far). Measured as texts per second.
+    texts = [vocab.render({"subject": p, "style": "baroque"}) for p in vocab.slots["subject"][:ns.texts]]
+    model = describer.models[0]
+    model.embed_texts(texts[:16])
+    start = time.perf_counter()
+    model.embed_texts(texts)
+    if ns.device == "cuda":
+        torch.cuda.synchronize()
+    per_s = len(texts) / (time.perf_counter() - start)
+    later = sum(len(vocab.slots[s]) + (s in vocab.optional) for s in vocab.order[1:])
+    out.update(vocabulary=describer.about, texts_per_s=per_s, describe_first_slot_s=len(vocab.slots[vocab.order[0]]) / per_s,
+               describe_s_per_round=later / per_s, texts_per_round=later)
+    s_per_step = out.get("s_per_step_median", ns.s_per_step)
+    if s_per_step:
+        per_round = ns.study_steps * s_per_step + out["describe_s_per_round"]
+        rounds = ns.study_prompts * ns.study_seeds * ns.study_styles * ns.study_rounds
+        out.update(s_per_step_used=s_per_step, study_steps=ns.study_steps, projected_s_per_round=per_round,
+                   study_rounds=rounds, projected_study_hours=rounds * per_round / 3600)
     return out
 
 
@@ -122,6 +130,9 @@ def parse_args(argv) -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", default="auto")
     p.add_argument("--flops", action="store_true", help="real-size: count GFLOP per step too")
+    p.add_argument("--texts", type=int, default=256, help="real-size: texts timed through the CLIP text tower")
+    p.add_argument("--s-per-step", type=float, default=None,
+                   help="real-size with --steps 0: the s/step to project with (e.g. from benchmarks/RESULTS.md)")
     p.add_argument("--study-steps", type=int, default=200)
     p.add_argument("--study-prompts", type=int, default=100)
     p.add_argument("--study-seeds", type=int, default=3)

@@ -187,7 +187,7 @@ def test_a_study_on_the_demo_models_counts_motifs_with_and_without_a_style(tmp_p
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a red circle on a blue background\na yellow star on a black background\n")
     out = tmp_path / "study"
-    code, printed, _ = run(["--prompts", str(prompts), *FAST, "--rounds", "2", "--seeds", "2", "--style", "baroque",
+    code, _, _ = run(["--prompts", str(prompts), *FAST, "--rounds", "2", "--seeds", "2", "--style", "baroque",
                             "--eval-clip", "demo-wide", "--out", str(out)], capsys)
     assert code == 0
     report = json.loads((out / "report.json").read_text())

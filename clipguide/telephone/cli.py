@@ -38,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--report-only", action="store_true",
                    help="Rebuild the report from the rounds in --out; generate nothing.")
     add_run_flags(p, out="")
-    add_flags(p, Settings, skip=("prompt", "init"))
+    add_flags(p, Settings, skip=("prompt", "init", "save_every"))
     add_flags(p, TelephoneSettings, skip=("start",), title="telephone")
     return p
 

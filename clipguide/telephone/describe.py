@@ -21,12 +21,13 @@ import importlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
-
-import torch
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..errors import UserError
 from .settings import TelephoneSettings
+
+if TYPE_CHECKING:  # keeps `clipguide telephone --help` free of torch
+    import torch
 
 
 @runtime_checkable

@@ -27,6 +27,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = ["# Telephone", ""]
     lines.append(f"- Start prompts: {len(report['prompts'])}; trajectories per prompt: "
                  f"{report['trajectories_per_prompt']} (seeds from {report['seeds'][0]}); rounds: {report['rounds']}")
+    if report["trajectories_made"] < report["trajectories_planned"]:
+        lines.append(f"- **Unfinished**: {report['trajectories_made']} of {report['trajectories_planned']} trajectories "
+                     "started; the numbers below are over those, up to the last round all of them reached")
     where = "every round's caption" if tele["style_mode"] == "every" else "the start prompt only"
     start = "fresh codes" if tele["start"] == "fresh" else "the previous round's image"
     seeds = "a new seed every round" if tele["reseed"] == "round" else "the trajectory's seed every round"

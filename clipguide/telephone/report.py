@@ -178,24 +178,26 @@ def condition(entries: list[Entry], same: float, boot: Resampler) -> dict[str, A
 def differences(by_style: dict[str, list[Entry]], boot: Resampler, none: str) -> dict[str, dict[str, Any]]:
     """Each style minus ``none`` at the last common round, paired over the same start prompts."""
     out = {}
-    base = by_style[none]
+    key = {(e.task.prompt_index, e.task.trajectory): e for e in by_style[none]}
     for style, rows in by_style.items():
-        if style == none:
+        rows = [e for e in rows if (e.task.prompt_index, e.task.trajectory) in key]
+        if style == none or not rows:
             continue
-        last = min(len(e.trajectory.rounds) for e in rows + base) - 1
-        if last < 0:
-            continue
-        key = {(e.task.prompt_index, e.task.trajectory): e for e in base}
-
-        def paired(f: Callable[[list[Entry]], float]) -> Callable[[list[Entry]], float]:
-            return lambda picked: f(picked) - f([key[(e.task.prompt_index, e.task.trajectory)] for e in picked])
+        last = min(len(e.trajectory.rounds) for e in rows + [key[e.task.prompt_index, e.task.trajectory]
+                                                              for e in rows]) - 1
 
         out[style] = {"round": last,
-                      "similarity": boot.estimate(rows, paired(lambda rs: _mean([e.similarity[last] for e in rs]))),
-                      "vendi": boot.estimate(rows, paired(lambda rs: _vendi(rs, last)), recenter=True),
-                      "captions_settled": boot.estimate(rows, paired(
-                          lambda rs: _mean([e.caption_settled is not None for e in rs])))}
+                      "similarity": boot.estimate(rows, _paired(key, lambda rs, r=last: _mean([e.similarity[r]
+                                                                                                for e in rs]))),
+                      "vendi": boot.estimate(rows, _paired(key, lambda rs, r=last: _vendi(rs, r)), recenter=True),
+                      "captions_settled": boot.estimate(rows, _paired(
+                          key, lambda rs: _mean([e.caption_settled is not None for e in rs])))}
     return out
+
+
+def _paired(key: dict, f: Callable[[list[Entry]], float]) -> Callable[[list[Entry]], float]:
+    """f of the picked trajectories minus f of the same start prompts and seeds without the style."""
+    return lambda picked: f(picked) - f([key[(e.task.prompt_index, e.task.trajectory)] for e in picked])
 
 
 def _name(entry: Entry) -> str:
@@ -212,7 +214,8 @@ def build_report(plan: Plan, session: Any, *, n_boot: int = 200, level: float = 
 
     guide = tuple(plan.settings.clip)
     eval_model = plan.telephone.eval_clip or guide[0]
-    entries = collect(plan, session, eval_model, progress)
+    # A trajectory not started yet (a study still running) is left out; the report says how many.
+    entries = [e for e in collect(plan, session, eval_model, progress) if e.trajectory.rounds]
     same, why = settle_distance(plan, entries)
     for e in entries:
         e.image_settled = embedding_settles(e.embeddings, same) if len(e.embeddings) else None
@@ -223,6 +226,7 @@ def build_report(plan: Plan, session: Any, *, n_boot: int = 200, level: float = 
     report: dict[str, Any] = {
         "format": "clipguide-telephone-report", "version": VERSION, "prompts": plan.prompts, "styles": plan.styles,
         "trajectories_per_prompt": plan.settings.seeds, "rounds": plan.telephone.rounds,
+        "trajectories_made": len(entries), "trajectories_planned": len(plan.tasks()),
         "seeds": [plan.settings.seed + j for j in plan.trajectories],
         "settings": specs.to_dict(plan.settings), "telephone": specs.to_dict(plan.telephone),
         "guide_models": list(guide), "eval_model": eval_model, "eval_model_same_as_guide": eval_model in guide,
