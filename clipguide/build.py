@@ -25,7 +25,7 @@ from .prompts import Prompt, parse_prompts, split_story, story_starts
 from .registry import LOSSES
 from .schedules import Constant
 from .session import Session, resolve_precision
-from .settings import Settings, parse_loss, validate
+from .settings import FIELD_NAMES, Settings, parse_loss, validate
 from .targets import TargetSchedule, embed_targets
 
 Notify = Callable[[str], None]
@@ -76,6 +76,71 @@ def build_run(settings: Settings, *, session: Session | None = None, explicit: f
     return Run(generator=generator, terms=terms, latent=latent, rngs=rngs, steps=resolved.steps,
                lr=resolved.lr or generator.default_lr, optimizer=resolved.optimizer,
                autocast_dtype=resolve_precision(resolved.precision, device), settings=settings, resolved=resolved,
+               explicit=frozenset(explicit), perceptor=perceptor, size=size, seeds=seeds, notices=notices)
+
+
+#: What the images of one batch run may differ in (build_batch_run); every other setting is shared.
+PER_IMAGE = ("prompt", "seed", "seeds", "init_image")
+
+
+def build_batch_run(per_image: Sequence[Settings], *, session: Session | None = None,
+                    explicit: frozenset[str] = frozenset(), style_dirs: Sequence[str] = (),
+                    notify: Notify | None = None) -> Run:
+    """One run whose image k is what ``build_run(per_image[k])`` would make alone (one seed each).
+
+    The images may differ in prompt, seed and init image (:data:`PER_IMAGE`), so several
+    loops that each go their own way (the telephone's parallel trajectories) share one batch.
+    Every other setting must agree. A single item is exactly ``build_run``.
+    """
+    if len(per_image) == 1:
+        return build_run(per_image[0], session=session, explicit=explicit, style_dirs=style_dirs, notify=notify)
+    first = per_image[0]
+    shared = {k: getattr(first, k) for k in FIELD_NAMES if k not in PER_IMAGE}
+    for other in per_image:
+        differ = sorted(k for k, v in shared.items() if getattr(other, k) != v)
+        if differ or other.seeds != 1:
+            raise ValueError(f"a batch run's images (one seed each) may differ only in {PER_IMAGE}, "
+                             f"not in {differ or ['seeds']}")
+    notices: list[str] = []
+
+    def note(message: str) -> None:
+        if message not in notices:
+            notices.append(message)
+            if notify is not None:
+                notify(message)
+
+    for settings in per_image:
+        validate(settings)
+    resolved = [presets.apply_style(s, explicit=explicit, extra_dirs=tuple(style_dirs)) for s in per_image]
+    for settings in resolved:
+        validate(settings)
+    stories = [story_prompts(r) for r in resolved]
+    base = resolved[0]
+    session = session or Session(base.device, base.offline)
+    generator = session.generator(base.generator, base)
+    perceptor = session.perceptor(base.clip)
+    device = session.device
+    size = resolve_size(base, generator, device, note)
+    seeds = [s.seed for s in per_image]
+    rngs = [torch.Generator().manual_seed(s) for s in seeds]
+    targets = TargetSchedule.per_image([build_targets(r, story, perceptor, device, note)
+                                        for r, story in zip(resolved, stories)])
+    init_images = None
+    if any(r.init_image for r in resolved):
+        if not all(r.init_image for r in resolved):
+            raise ValueError("a batch run starts every image from an init image or none")
+        init_images = torch.cat([load_image_tensor(r.init_image, size, device) for r in resolved])
+        with torch.no_grad():
+            latent = generator.encode(init_images)
+    else:
+        latent = generator.init_latent(size, rngs, base.init)
+    cutouts = Cutouts(base.cutn, base.cut_pow, base.augments, base.noise_fac).to(device)
+    context = Context(base, generator, device, size, {k: v.detach().clone() for k, v in latent.items()}, init_images)
+    terms = build_terms(base, context, perceptor, cutouts, targets)
+    prepare_models(generator, perceptor, device, checkpointing=base.checkpointing)
+    return Run(generator=generator, terms=terms, latent=latent, rngs=rngs, steps=base.steps,
+               lr=base.lr or generator.default_lr, optimizer=base.optimizer,
+               autocast_dtype=resolve_precision(base.precision, device), settings=first, resolved=base,
                explicit=frozenset(explicit), perceptor=perceptor, size=size, seeds=seeds, notices=notices)
 
 
@@ -188,5 +253,5 @@ def prepare_models(generator: Generator, perceptor: Perceptor, device: torch.dev
                 module._clipguide_compiled = True
 
 
-__all__ = ["build_run", "build_terms", "build_targets", "story_prompts", "resolve_size", "split_weight",
+__all__ = ["build_run", "build_batch_run", "PER_IMAGE", "build_terms", "build_targets", "story_prompts", "resolve_size", "split_weight",
            "load_image_tensor", "prepare_models"]

@@ -6,6 +6,7 @@
     clipguide compare "a sunset" --styles none,baroque --seeds 16
     clipguide weights list|download|verify|path      manage checkpoints
     clipguide bench …                                 speed/memory benchmark
+    clipguide telephone "a lighthouse" --rounds 100  prompt → image → caption → image …
     clipguide ui                                     the web UI
 
 Flags for settings are generated from :class:`clipguide.settings.Settings`, so their defaults and
@@ -33,6 +34,7 @@ COMMANDS = {
     "weights": "clipguide.weights_cli:main",
     "bench": "clipguide.bench:main",
     "ui": "clipguide.webui:main",
+    "telephone": "clipguide.telephone.cli:main",
 }
 
 
@@ -169,7 +171,9 @@ def cmd_again(argv: list[str]) -> int:
 
 
 #: `again` on an image that a front end other than `generate` made: record kind → "module:function".
-AGAIN: dict[str, str] = {}
+AGAIN: dict[str, str] = {
+    "telephone": "clipguide.telephone.cli:again",
+}
 
 
 def cmd_styles(argv: list[str]) -> int:

@@ -33,8 +33,11 @@ def fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
 
 
 def make_grid(rows: Sequence[tuple[str, Sequence[Image.Image]]], seeds: Sequence[int], *,
-              tile: int = GRID_TILE) -> Image.Image:
+              tile: int = GRID_TILE, headers: Sequence[str] | None = None) -> Image.Image:
     """One row per style, one column per seed, the style name left of each row.
+
+    ``headers`` replaces the "seed N" column titles (a telephone strip's "round r"); an empty list
+    leaves the titles out.
 
     Every image is scaled to ``tile`` pixels wide (small ones with nearest-neighbour, so their
     pixels stay visible); the grid is ``GRID_LABEL_WIDTH + cols·tile`` by
@@ -47,8 +50,9 @@ def make_grid(rows: Sequence[tuple[str, Sequence[Image.Image]]], seeds: Sequence
     grid = Image.new("RGB", (GRID_LABEL_WIDTH + cols * tw, GRID_HEADER_HEIGHT + len(rows) * th), "white")
     draw = ImageDraw.Draw(grid)
     face = font()
-    for c, seed in enumerate(seeds[:cols]):
-        draw.text((GRID_LABEL_WIDTH + c * tw + 4, 4), fit(draw, f"seed {seed}", face, tw - 8), fill="black", font=face)
+    titles = [f"seed {seed}" for seed in seeds] if headers is None else list(headers)
+    for c, title in enumerate(titles[:cols]):
+        draw.text((GRID_LABEL_WIDTH + c * tw + 4, 4), fit(draw, title, face, tw - 8), fill="black", font=face)
     for r, (label, images) in enumerate(rows):
         y = GRID_HEADER_HEIGHT + r * th
         draw.text((6, y + th // 2 - 8), fit(draw, label, face, GRID_LABEL_WIDTH - 12), fill="black", font=face)

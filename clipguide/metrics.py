@@ -48,17 +48,30 @@ def vendi_from_kernel(kernel: torch.Tensor) -> float:
 def vendi_from_kernels(kernels: torch.Tensor) -> torch.Tensor:
     """Batched :func:`vendi_from_kernel`: (..., n, n) similarity matrices → (...) Vendi scores."""
     n = kernels.shape[-1]
-    eig = torch.linalg.eigvalsh(kernels.to(torch.float64) / n).clamp_min(0.0)
-    plogp = torch.where(eig > 0, eig * eig.clamp_min(1e-300).log(), torch.zeros_like(eig))  # 0·log 0 = 0
+    return _exp_entropy(torch.linalg.eigvalsh(kernels.to(torch.float64) / n))
+
+
+def _exp_entropy(eig: torch.Tensor) -> torch.Tensor:
+    """exp(−Σ λ log λ) over the last dimension of eigenvalues (negative round-off dropped; 0·log 0 = 0)."""
+    eig = eig.clamp_min(0.0)
+    plogp = torch.where(eig > 0, eig * eig.clamp_min(1e-300).log(), torch.zeros_like(eig))
     return torch.exp(-plogp.sum(dim=-1))
 
 
 def vendi_score(embeddings: ArrayLike) -> float:
     """exp(−Σ λᵢ log λᵢ), λ the eigenvalues of K/n, K the cosine similarities of the unit embeddings.
 
-    1 when every embedding points the same way, n when they are mutually orthogonal.
+    1 when every embedding points the same way, n when they are mutually orthogonal. With more
+    embeddings than dimensions the (D, D) matrix XᵀX/n is decomposed instead of the (n, n) kernel:
+    the two share their non-zero eigenvalues, and a telephone study has hundreds of images per round.
     """
-    return vendi_from_kernel(cosine_kernel(embeddings))
+    x = _unit(embeddings)
+    n, d = x.shape
+    return _vendi_dual(x) if n > d else vendi_from_kernel(x @ x.T)
+
+
+def _vendi_dual(x: torch.Tensor) -> float:
+    return float(_exp_entropy(torch.linalg.eigvalsh(x.T @ x / x.shape[0])))
 
 
 def mean_pairwise_distance(embeddings: ArrayLike) -> float:

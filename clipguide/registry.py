@@ -92,4 +92,11 @@ AUGMENTS = Registry("augment", {
 #: built from their own settings and are not listed here).
 LOSSES = Registry("loss", {})
 
-__all__ = ["Registry", "GENERATORS", "OPTIMIZERS", "AUGMENTS", "LOSSES"]
+#: Telephone describers (image → caption): a factory ``(DescriberContext) -> Describer`` each
+#: (clipguide.telephone.describe). "clip" ranks vocabulary phrases with the run's CLIP models.
+DESCRIBERS = Registry("describer", {
+    "clip": "clipguide.telephone.clip_describer:build",
+    "blip": "clipguide.telephone.captioner:build_blip",
+})
+
+__all__ = ["Registry", "GENERATORS", "OPTIMIZERS", "AUGMENTS", "LOSSES", "DESCRIBERS"]

@@ -22,7 +22,11 @@ from .prompts import Prompt
 
 @dataclass
 class Targets:
-    """What one CLIP model steers toward: unit embeddings (T,D) with weights and stops (T,)."""
+    """What one CLIP model steers toward: unit embeddings (T,D) with weights and stops (T,).
+
+    Per-image targets (several images of one batch, each with its own prompt: the telephone's
+    parallel trajectories) carry a batch dimension first: embeddings (B,T,D), weights and stops (B,T).
+    """
 
     embeds: torch.Tensor
     weights: torch.Tensor
@@ -33,8 +37,24 @@ class Targets:
 
 
 def concat(parts: Sequence[Targets]) -> Targets:
-    return Targets(torch.cat([p.embeds for p in parts]), torch.cat([p.weights for p in parts]),
-                   torch.cat([p.stops for p in parts]))
+    """The targets of ``parts`` side by side (along T, so per-image targets stay per image)."""
+    return Targets(torch.cat([p.embeds for p in parts], dim=-2), torch.cat([p.weights for p in parts], dim=-1),
+                   torch.cat([p.stops for p in parts], dim=-1))
+
+
+def stack(per_image: Sequence[Targets]) -> Targets:
+    """One CLIP model's targets for a batch whose image k steers toward ``per_image[k]`` (each (T_k,D)).
+
+    Images with fewer targets are padded with weight-0 targets, which add nothing to the loss.
+    """
+    count = max(t.weights.shape[-1] for t in per_image)
+    embeds, weights, stops = [], [], []
+    for t in per_image:
+        pad = count - t.weights.shape[-1]
+        embeds.append(torch.cat([t.embeds, t.embeds.new_zeros(pad, t.embeds.shape[-1])]))
+        weights.append(torch.cat([t.weights, t.weights.new_zeros(pad)]))
+        stops.append(torch.cat([t.stops, t.stops.new_zeros(pad)]))
+    return Targets(torch.stack(embeds), torch.stack(weights), torch.stack(stops))
 
 
 def embed_targets(perceptor: Perceptor, prompts: Sequence[Prompt], images: Sequence[tuple[torch.Tensor, float]],
@@ -82,6 +102,16 @@ class TargetSchedule:
     def fixed(cls, targets: list[Targets]) -> "TargetSchedule":
         return cls([(0, targets)])
 
+    @classmethod
+    def per_image(cls, schedules: Sequence["TargetSchedule"]) -> "TargetSchedule":
+        """One schedule for a batch whose image k follows ``schedules[k]`` (parts must start alike)."""
+        first = schedules[0]
+        if any(s.starts != first.starts or s.blend != first.blend for s in schedules):
+            raise ValueError("per-image schedules must have their parts at the same steps")
+        parts = [(start, [stack([s.parts[k][1][m] for s in schedules]) for m in range(len(targets))])
+                 for k, (start, targets) in enumerate(first.parts)]
+        return cls(parts, first.blend)
+
     def part_at(self, i: int) -> int:
         """Index of the part in charge at step ``i`` (0-based)."""
         return bisect.bisect_right(self.starts, i) - 1
@@ -97,4 +127,4 @@ class TargetSchedule:
         return [concat([old.scaled(1 - mix), new.scaled(mix)]) for old, new in zip(previous, current)]
 
 
-__all__ = ["Targets", "TargetSchedule", "embed_targets", "concat"]
+__all__ = ["Targets", "TargetSchedule", "embed_targets", "concat", "stack"]

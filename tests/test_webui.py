@@ -55,6 +55,12 @@ def compare_args(**changes) -> list:
     return [values[n] for n in webui.compare_inputs()]
 
 
+def telephone_args(**changes) -> list:
+    values = {**{n: _widget_value(n) for n in webui.telephone_inputs()}, **BASE, "seeds": 2, "steps": 2, "rounds": 2,
+              "style_mode": "every", "start": "fresh", **changes}
+    return [values[n] for n in webui.telephone_inputs()]
+
+
 def _widget_value(name: str):
     value = getattr(Settings(), name, None)
     return list(value) if isinstance(value, tuple) else value
@@ -239,6 +245,42 @@ def test_compare_returns_grid_table_and_plot(client):
 def test_compare_needs_two_seeds(client):
     with pytest.raises(REFUSED):
         client.predict(*compare_args(seeds=1), api_name="/compare")
+
+
+# ----------------------------------------------------------------------------- telephone
+def test_telephone_fills_the_strip_round_by_round_and_saves_every_round(client):
+    job = client.submit(*telephone_args(), api_name="/telephone")
+    strip, status, table, files = job.result()
+    assert status == "done: 2 rounds"
+    rows = table["value"]["data"] if "value" in table else table["data"]
+    assert [(row[0], row[1]) for row in rows] == [("t0", 0), ("t0", 1), ("t1", 0), ("t1", 1)]
+    widths = [Image.open(out[0]).size[0] for out in job.outputs() if out and isinstance(out[0], str)]
+    assert widths[0] < widths[-1]  # the strip grew a column per round
+    pngs = [f for f in files if Path(f).name.startswith("round-")]
+    assert len(pngs) == 4 and {Path(f).name for f in files} >= {"report.md", "report.json", "strip.png"}
+    records = {(r.source["trajectory"], r.source["round"]): r for r in map(read_record, pngs)}
+    assert sorted(records) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert records[1, 1].settings["prompt"] == rows[2][2]  # made from t1's round-0 caption
+
+
+def test_telephone_stop_keeps_the_finished_rounds(server):
+    client = Client(server.local_url, verbose=False)
+    job = client.submit(*telephone_args(seeds=1, steps=200, rounds=3), api_name="/telephone")
+    wait_for(lambda: any(isinstance(out[1], str) and out[1].startswith("round 2/3") for out in job.outputs()),
+             "the second round to start")
+    assert client.predict(api_name="/stop_telephone") == "stopping…"
+    strip, status, table, files = job.result()
+    assert status.startswith("stopped in round 1") and "kept" in status
+    rows = table["value"]["data"] if "value" in table else table["data"]
+    assert [(row[0], row[1]) for row in rows] == [("t0", 0)]
+    assert [read_record(f).source["round"] for f in files] == [0] and Image.open(strip).size[0] > 0
+
+
+def test_telephone_over_the_round_cap_is_refused_before_it_is_queued(client):
+    with pytest.raises(AT_THE_DOOR):
+        client.predict(*telephone_args(rounds=LIMITS.max_rounds + 1), api_name="/telephone")
+    with pytest.raises(AT_THE_DOOR):
+        client.predict(*telephone_args(rounds=0), api_name="/telephone")
 
 
 # ----------------------------------------------------------------------------- pieces

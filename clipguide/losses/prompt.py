@@ -19,12 +19,14 @@ def spherical_distance_loss(embeds: torch.Tensor, targets: torch.Tensor, weights
     The gradient flows only where s > stop (the lineage compares the *signed* distance): a
     positive weight stops pulling once the distance is below ``stop`` (``a cat:1:0.8``), a negative
     weight stops pushing once the distance is above ``-stop`` (``fog:-1:-1.2``). ``embeds``: (B, C, D)
-    unit cutout embeddings of B images, C cutouts each; ``targets``: (T, D) unit embeddings;
-    ``weights``/``stops``: (T,). Returns (B,).
+    unit cutout embeddings of B images, C cutouts each; ``targets``: (T, D) unit embeddings shared by
+    the batch, or (B, T, D) per image; ``weights``/``stops``: (T,) or (B, T). Returns (B,).
     """
-    dists = (embeds[:, :, None, :] - targets[None, None, :, :]).norm(dim=-1).div(2).clamp(max=1).arcsin().pow(2).mul(2)
-    signed = dists * torch.sign(weights)
-    signed = torch.where(signed > stops, signed, signed.detach())
+    if targets.dim() == 2:  # shared by every image
+        targets, weights, stops = targets[None], weights[None], stops[None]
+    dists = (embeds[:, :, None, :] - targets[:, None, :, :]).norm(dim=-1).div(2).clamp(max=1).arcsin().pow(2).mul(2)
+    signed = dists * torch.sign(weights)[:, None, :]
+    signed = torch.where(signed > stops[:, None, :], signed, signed.detach())
     return (weights.abs() * signed.mean(dim=1)).sum(dim=-1)
 
 
