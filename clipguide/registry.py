@@ -92,4 +92,11 @@ AUGMENTS = Registry("augment", {
 #: built from their own settings and are not listed here).
 LOSSES = Registry("loss", {})
 
-__all__ = ["Registry", "GENERATORS", "OPTIMIZERS", "AUGMENTS", "LOSSES"]
+#: How an animation's frame follows the last (``clipguide animate --mode``): a subclass of
+#: :class:`clipguide.animation.modes.Mode` in its own module.
+ANIMATION_MODES = Registry("animation mode", {
+    "2d": "clipguide.animation.motion:Motion2D",
+    "video": "clipguide.animation.video:VideoStyle",
+})
+
+__all__ = ["Registry", "GENERATORS", "OPTIMIZERS", "AUGMENTS", "LOSSES", "ANIMATION_MODES"]
