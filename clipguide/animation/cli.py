@@ -76,7 +76,9 @@ def run_animation(settings, explicit: frozenset[str], anim, ns: argparse.Namespa
     finally:
         if bar is not None:
             bar.close()
-    if result.first > 0 and not result.stopped:
+    if result.first >= min(result.frames, until + 1 if until is not None else result.frames):
+        notice(f"all {result.first} frames were already made: nothing left to do")
+    elif result.first > 0 and not result.stopped:
         notice(f"went on from frame {result.first}: frames 0…{result.first - 1} were already made")
     for folder in result.folders:
         print(folder)
