@@ -20,16 +20,18 @@ def fields_for(place: str) -> list[str]:
     return [f.name for f in fields(Settings) if f.metadata.get("ui") == place]
 
 
-def label_of(name: str) -> str:
-    return specs.spec(Settings, name).metadata.get("label") or name.replace("_", " ").capitalize()
+def label_of(name: str, cls: type = Settings) -> str:
+    return specs.spec(cls, name).metadata.get("label") or name.replace("_", " ").capitalize()
 
 
-def widget(name: str, value: Any, **overrides: Any) -> gr.components.Component:
-    """The widget of one setting, showing ``value``."""
-    meta = specs.spec(Settings, name).metadata
-    kind = specs.kinds(Settings)[name]
-    choices = specs.choices_of(Settings, name)
-    common = {"label": label_of(name), "info": specs.help_of(Settings, name), **overrides}
+def widget(name: str, value: Any, *, cls: type = Settings, **overrides: Any) -> gr.components.Component:
+    """The widget of one setting of ``cls`` (a settings dataclass), showing ``value``."""
+    meta = specs.spec(cls, name).metadata
+    kind = specs.kinds(cls)[name]
+    choices = specs.choices_of(cls, name)
+    common = {"label": label_of(name, cls), "info": specs.help_of(cls, name), **overrides}
+    if meta.get("schedule"):  # a number or keyframes: text
+        return gr.Textbox(value=str(value), **common)
     if kind.base is bool:
         return gr.Checkbox(value=bool(value), **common)
     if choices is not None and kind.shape == "list":
