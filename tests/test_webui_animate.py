@@ -10,12 +10,12 @@ import pytest
 pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
 
-from gradio_client import Client  # noqa: E402
-from gradio_client.exceptions import ValidationError  # noqa: E402
+from gradio_client import Client
+from gradio_client.exceptions import ValidationError
 
-from clipguide import api, webui  # noqa: E402
-from clipguide.output import read_record  # noqa: E402
-from clipguide.settings import Settings  # noqa: E402
+from clipguide import api, webui
+from clipguide.output import read_record
+from clipguide.settings import Settings
 
 AT_THE_DOOR = (ValidationError, __import__("httpx").HTTPStatusError)
 LIMITS = webui.Limits(max_size=64, max_steps=500, max_seeds=2, max_prompt_chars=300, max_frames=30)

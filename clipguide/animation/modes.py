@@ -25,7 +25,7 @@ class Mode:
     #: Frames line up pixel for pixel (a styled video), so their latents may be averaged (--smooth).
     aligned: ClassVar[bool] = False
 
-    def __init__(self, anim: "AnimationSettings", limits: dict[str, int] | None = None) -> None:
+    def __init__(self, anim: AnimationSettings, limits: dict[str, int] | None = None) -> None:
         """Open and check the mode's inputs (no model is loaded yet); a UserError for a bad one."""
         self.anim = anim
         #: What a source says, when the mode has one: frame count, frames per second, (width, height).
@@ -33,14 +33,14 @@ class Mode:
         self.source_fps: float | None = None
         self.source_size: tuple[int, int] | None = None
 
-    def prepare(self, run: "Run") -> None:
+    def prepare(self, run: Run) -> None:
         """The run is built (its size and device are known): add terms, load what the frames need."""
 
-    def first(self) -> "torch.Tensor | None":
+    def first(self) -> torch.Tensor | None:
         """The picture frame 0 starts from, or None for the run's own start (random codes, --init-image)."""
         return None
 
-    def start(self, frame: int, previous: "torch.Tensor") -> "torch.Tensor":
+    def start(self, frame: int, previous: torch.Tensor) -> torch.Tensor:
         """The picture frame ``frame`` (≥ 1) starts from, given the saved frame before it."""
         raise NotImplementedError
 

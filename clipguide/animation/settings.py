@@ -58,7 +58,7 @@ class AnimationSettings:
                                 f"{DEFAULT_FPS:g}).", low=0, low_open=True, high=1000, ui="animate")
     gif: bool = setting(False, "Also write a GIF beside the MP4.")
 
-    def replace(self, **changes: Any) -> "AnimationSettings":
+    def replace(self, **changes: Any) -> AnimationSettings:
         return from_dict({**to_dict(self), **changes})
 
     def motion(self) -> dict[str, Schedule]:

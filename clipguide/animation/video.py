@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from ..errors import UserError
 from ..losses import LossTerm, State
 from .modes import Mode
-from .sources import SourceFrames
 from .settings import LIMITS
+from .sources import SourceFrames
 
 
 class SourcePull(LossTerm):
