@@ -81,7 +81,8 @@ def run_animation(settings, explicit: frozenset[str], anim, ns: argparse.Namespa
     elif result.first > 0 and not result.stopped:
         notice(f"went on from frame {result.first}: frames 0…{result.first - 1} were already made")
     for folder in result.folders:
-        print(folder)
+        if folder.is_dir():  # not made when the run stopped before its first frame
+            print(folder)
     for video in result.videos:
         print(video)
     if result.stopped:
