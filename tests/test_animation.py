@@ -170,17 +170,18 @@ def test_a_smoothed_video_from_a_folder_resumes_exactly(tiny_flags, tmp_path, ca
 
 
 def test_again_on_a_frame_makes_the_animation_up_to_it(tiny_flags, tmp_path, capsys):
-    assert main(["animate", "a castle ^ a forest", *tiny_flags, "--frames", "4", "--zoom", "1.1", "--out", str(tmp_path / "a")]) == 0
+    story = ["animate", "a castle ^ a forest", *tiny_flags, "--out", str(tmp_path / "a")]
+    assert main([*story, "--frames", "4", "--zoom", "1.1"]) == 0
     frame = tmp_path / "a" / "a-castle-0" / "00002.png"
     assert main(["again", str(frame), "--out", str(tmp_path / "b"), "--quiet"]) == 0
     made = frames_of(tmp_path / "b" / "a-castle-0")
     assert len(made) == 3 and made[-1].read_bytes() == frame.read_bytes()
     assert "is frame 2 of an animation" in capsys.readouterr().err
     # the same command again has nothing left to make, and says where the frames are
-    assert main(["animate", "a castle ^ a forest", *tiny_flags, "--frames", "4", "--zoom", "1.1", "--out", str(tmp_path / "a")]) == 0
+    assert main([*story, "--frames", "4", "--zoom", "1.1"]) == 0
     assert "all 4 frames were already made" in capsys.readouterr().err
     # a different animation of the same prompt gets a folder of its own
-    assert main(["animate", "a castle ^ a forest", *tiny_flags, "--frames", "2", "--zoom", "1.2", "--out", str(tmp_path / "a")]) == 0
+    assert main([*story, "--frames", "2", "--zoom", "1.2"]) == 0
     assert len(frames_of(tmp_path / "a" / "a-castle-0-1")) == 2 and len(frames_of(tmp_path / "a" / "a-castle-0")) == 4
     capsys.readouterr()
 
@@ -208,7 +209,8 @@ def test_a_new_animation_mode_is_one_class_and_one_registry_line(tiny_flags, tmp
 
     ANIMATION_MODES.register("shake", Shake)
     try:
-        assert main(["animate", "a castle", *tiny_flags, "--frames", "2", "--mode", "shake", "--out", str(tmp_path)]) == 0
+        assert main(["animate", "a castle", *tiny_flags, "--frames", "2", "--mode", "shake", "--out",
+                     str(tmp_path)]) == 0
     finally:
         ANIMATION_MODES.unregister("shake")
     assert read_record(tmp_path / "a-castle-0" / "00001.png").source["animation"]["mode"] == "shake"
@@ -249,11 +251,13 @@ def test_an_undecodable_or_too_long_video_is_refused_before_anything_is_written(
     assert main(["animate", "oil", *tiny_flags, "--video-init", str(tmp_path / "long.mp4"), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "has 6 frames, over the limit of 4" in err and "--frames N" in err and not out.exists()
-    assert main(["animate", "oil", *tiny_flags, "--video-init", str(tmp_path / "long.mp4"), "--frames", "8", "--out", str(out)]) == 2
+    assert main(["animate", "oil", *tiny_flags, "--video-init", str(tmp_path / "long.mp4"), "--frames", "8",
+                 "--out", str(out)]) == 2
     assert "has only 6" in capsys.readouterr().err and not out.exists()
 
 
 def test_biggan_says_what_to_use_instead(tmp_path, capsys):
-    assert main(["animate", "a castle", "--generator", "biggan-deep-128", "--zoom", "1.02", "--out", str(tmp_path / "o")]) == 2
+    out = tmp_path / "o"
+    assert main(["animate", "a castle", "--generator", "biggan-deep-128", "--zoom", "1.02", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "cannot encode a picture (BigGAN cannot)" in err and "--video" in err and not (tmp_path / "o").exists()
+    assert "cannot encode a picture (BigGAN cannot)" in err and "--video" in err and not out.exists()

@@ -30,7 +30,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--translate", nargs=2, metavar=("X", "Y"), default=argparse.SUPPRESS,
                    help="Shorthand for --translate-x X --translate-y Y.")
     add_flags(p, AnimationSettings, title="animation")
-    add_flags(p, Settings, skip=("prompt",))
+    add_flags(p, Settings, skip=("prompt", "save_every"))  # every frame is saved
     return p
 
 

@@ -84,15 +84,17 @@ def story_steps(settings: Settings, anim: AnimationSettings, frames: int) -> lis
 
 def animate(settings: Settings, anim: AnimationSettings, out_dir: str | Path, *, explicit: frozenset[str] = frozenset(),
             session=None, style_dirs: Sequence[str] = (), hook: engine.Hook | None = None,
-            on_start: Callable[[int, int], None] | None = None, on_frame: FrameHook | None = None, until: int | None = None, limits: dict[str, int] | None = None,
+            on_start: Callable[[int, int], None] | None = None, on_frame: FrameHook | None = None,
+            until: int | None = None, limits: dict[str, int] | None = None,
             notify: Callable[[str], None] | None = None) -> Animation:
     """Make (or go on with) the animation; returns where its frames and videos are.
 
     ``hook`` sees every step of every frame and may stop the animation (the unfinished frame is
-    dropped; every finished one and their video are kept). ``on_start(first, last)``: the frames
-    ``first`` … ``last - 1`` are about to be made; ``on_frame``: one of them was saved. ``until``: stop after this frame (what
-    ``again`` on a frame does). ``limits``: caps on frames ({"frames": N}; default
-    :data:`clipguide.animation.settings.LIMITS`). Everything is checked before anything is written.
+    dropped; every finished one and their video are kept, as after Ctrl-C or an error).
+    ``on_start(first, last)``: frames ``first`` … ``last - 1`` are about to be made; ``on_frame``:
+    one of them was saved. ``until``: stop after this frame (what ``again`` on a frame does).
+    ``limits``: caps on frames ({"frames": N}; default :data:`clipguide.animation.settings.LIMITS`).
+    Everything is checked before anything is written.
     """
     validate(settings)
     mode = ANIMATION_MODES.get(anim.mode)(anim, limits)
@@ -121,13 +123,15 @@ def animate(settings: Settings, anim: AnimationSettings, out_dir: str | Path, *,
         stopped = False
         if on_start is not None:
             on_start(start, last)
+        videos: list[Path] = []
         try:
             stopped = _frames(run, mode, anim, folders, source, start, last, first_steps, hook, on_frame)
         except KeyboardInterrupt:
             stopped = True
+        finally:  # after an error too: the video of every finished frame
+            videos = [path for folder in folders if folder.done()
+                      for path in folder.write_videos(min(folder.done(), frames), fps, anim.gif)]
         done = frames_done(folders)
-        videos = [path for folder in folders if folder.done()
-                  for path in folder.write_videos(min(folder.done(), frames), fps, anim.gif)]
     finally:
         mode.close()
     return Animation([f.folder for f in folders], videos, frames, done, start, list(run.seeds), stopped, fps,

@@ -50,7 +50,7 @@ class AnimationSettings:
                                        schedule=True, ui="animate", label="Translate y (pixels per frame)")
     video_init: str | None = setting(None, "A video file (or a folder of frames) to style: every output frame "
                                      "starts from the previous one, pulled toward this video's frame.")
-    video_weight: float = setting(2.0, "video: how strongly each frame is pulled toward its source frame (pixel "
+    video_weight: float = setting(5.0, "video: how strongly each frame is pulled toward its source frame (pixel "
                                   "MSE weight).", low=0)
     smooth: float = setting(0.0, "video: exponential moving average of the latents across frames, against flicker "
                             "(0 off, 0.5 half of the last average).", low=0, high=1, high_open=True)
