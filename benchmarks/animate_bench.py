@@ -80,14 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", metavar="FILE", help="Also write the figures as JSON.")
     ns = p.parse_args(argv)
     figures = {}
-    if ns.only in (None, "demo"):
-        figures["demo"] = demo(ns.frames, ns.device)
-    if ns.only in (None, "real"):
-        figures["real"] = real(ns.frames, ns.device, ns.size, ns.first_steps)
-    for name, f in figures.items():
+    for name in ("demo", "real"):
+        if ns.only not in (None, name):
+            continue
+        f = demo(ns.frames, ns.device) if name == "demo" else real(ns.frames, ns.device, ns.size, ns.first_steps)
+        figures[name] = f
         print(f"{name}: {f['frames_per_minute']} frames/min ({f['median_frame_s']} s a frame of {f['steps_per_frame']} "
               f"steps at {f['size'][0]}x{f['size'][1]}, cutn {f['cutn']}, precision {f['precision']}; frames "
-              f"{f['frame_s']}); frame 0: {f['first_frame_s']} s for {f['first_frame_steps']} steps")
+              f"{f['frame_s']}); frame 0: {f['first_frame_s']} s for {f['first_frame_steps']} steps", flush=True)
     if ns.json:
         Path(ns.json).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -228,7 +228,10 @@ def _check_generator(settings: Settings) -> None:
     """BigGAN draws from noise and classes and cannot take a picture back: say so before loading it."""
     from ..generators import resolve
 
-    kind, _ = resolve(settings.generator, settings)
+    try:
+        kind, _ = resolve(settings.generator, settings)
+    except UserError:
+        return  # a model given to the session by hand, or a bad name: build_run finds it or says what is wrong
     if kind == "biggan":
         raise UserError(_NO_ENCODER)
 
