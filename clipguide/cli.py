@@ -4,6 +4,7 @@
     clipguide again IMAGE.png [--steps 200]          re-run from an image's metadata
     clipguide styles                                 list style presets
     clipguide compare "a sunset" --styles none,baroque --seeds 16
+    clipguide animate "a castle" --frames 120 --zoom 1.02   zoom/rotate/pan, story and styled videos
     clipguide weights list|download|verify|path      manage checkpoints
     clipguide bench …                                 speed/memory benchmark
     clipguide telephone "a lighthouse" --rounds 100  prompt → image → caption → image …
@@ -31,6 +32,7 @@ COMMANDS = {
     "again": "clipguide.cli:cmd_again",
     "styles": "clipguide.cli:cmd_styles",
     "compare": "clipguide.compare.cli:main",
+    "animate": "clipguide.animation.cli:main",
     "weights": "clipguide.weights_cli:main",
     "bench": "clipguide.bench:main",
     "ui": "clipguide.webui:main",
@@ -173,6 +175,7 @@ def cmd_again(argv: list[str]) -> int:
 #: `again` on an image that a front end other than `generate` made: record kind → "module:function".
 AGAIN: dict[str, str] = {
     "telephone": "clipguide.telephone.cli:again",
+    "animation": "clipguide.animation.cli:again",
 }
 
 

@@ -98,5 +98,11 @@ DESCRIBERS = Registry("describer", {
     "clip": "clipguide.telephone.clip_describer:build",
     "blip": "clipguide.telephone.captioner:build_blip",
 })
+#: How an animation's frame follows the last (``clipguide animate --mode``): a subclass of
+#: :class:`clipguide.animation.modes.Mode` in its own module.
+ANIMATION_MODES = Registry("animation mode", {
+    "2d": "clipguide.animation.motion:Motion2D",
+    "video": "clipguide.animation.video:VideoStyle",
+})
 
-__all__ = ["Registry", "GENERATORS", "OPTIMIZERS", "AUGMENTS", "LOSSES", "DESCRIBERS"]
+__all__ = ["Registry", "GENERATORS", "OPTIMIZERS", "AUGMENTS", "LOSSES", "DESCRIBERS", "ANIMATION_MODES"]

@@ -117,6 +117,8 @@ def check_schedule(text: str, *, what: str, low: float | None = None, low_open: 
         for v in values:
             if v < low or (low_open and v == low):
                 bound = f"greater than {low:g}" if low_open else f"at least {low:g}"
+                if isinstance(schedule, Constant):
+                    raise UserError(f"{what} must be {bound}, got {v:g}")
                 raise UserError(f"{what} must be {bound} at every keyframe, got {v:g} in {text!r}")
 
 

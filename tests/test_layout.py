@@ -40,7 +40,8 @@ def test_no_core_module_imports_the_demo():
 def test_light_modules_do_not_import_torch():
     """Settings, presets, registries, schedules and the CLI's parsing stay cheap to import."""
     code = ("import sys, clipguide.settings, clipguide.presets, clipguide.registry, clipguide.schedules, "
-            "clipguide.cli, clipguide.cli_flags, clipguide.output.record; print('torch' in sys.modules)")
+            "clipguide.cli, clipguide.cli_flags, clipguide.output.record, clipguide.animation.cli; "
+            "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

@@ -27,7 +27,7 @@ import gradio as gr
 from .. import __version__, specs
 from ..errors import UserError
 from ..settings import LIMITS, Settings, field_help
-from . import compare_tab, telephone_tab
+from . import animate_tab, compare_tab, telephone_tab
 from .jobs import GALLERY_SIZE, WebApp, generate_inputs, shared_inputs
 from .limits import Limits, default_clips, default_generators
 from .widgets import fields_for, slider, widget
@@ -92,6 +92,8 @@ def build_app(*, limits: Limits | None = None, session=None, generators: Mapping
             compare = compare_tab.build(app, styles)
         with gr.Tab("Telephone"):
             telephone = telephone_tab.build(app, styles)
+        with gr.Tab("Animate"):
+            animate = animate_tab.build(app, styles)
 
         gr.Markdown("### Model and settings (every tab)")
         shared: dict[str, Any] = {}
@@ -151,6 +153,7 @@ def build_app(*, limits: Limits | None = None, session=None, generators: Mapping
             run_compare, [compare_widgets[n] for n in compare_tab.compare_inputs()], compare["outputs"],
             api_name="compare", concurrency_limit=1, concurrency_id="device", validator=check_compare)
         telephone_tab.wire(app, telephone, shared, arm, do_stop)
+        animate_tab.wire(app, animate, shared, arm, do_stop)
         blocks.unload(forget)
     blocks.queue(default_concurrency_limit=1, max_size=32)
     blocks.clipguide = app  # tests and main() reach the temp folder through this

@@ -30,6 +30,8 @@ def widget(name: str, value: Any, *, cls: type = Settings, **overrides: Any) -> 
     kind = specs.kinds(cls)[name]
     choices = specs.choices_of(cls, name)
     common = {"label": label_of(name, cls), "info": specs.help_of(cls, name), **overrides}
+    if meta.get("schedule"):  # a number or keyframes: text
+        return gr.Textbox(value=str(value), **common)
     if kind.base is bool:
         return gr.Checkbox(value=bool(value), **common)
     if choices is not None and kind.shape == "list":
