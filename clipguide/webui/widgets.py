@@ -67,7 +67,7 @@ def loss_table(value: tuple[str, ...] = (), **overrides: Any) -> gr.components.C
     rows = [[name, weight] for name, _, weight in (spec.partition(":") for spec in value)]
     label = f"Loss terms ({', '.join(LOSSES)}); weight: a number or keyframes '0:1, 200:0' (empty: 1)"
     return gr.Dataframe(value=rows or [["", ""]], headers=["loss", "weight"], datatype=["str", "str"], type="array",
-                        column_count=2, column_limits=(2, 2), label=label, **overrides)
+                        column_count=2, label=label, **overrides)
 
 
 def losses_from_table(rows: Any) -> tuple[str, ...]:
