@@ -4,12 +4,12 @@
     python benchmarks/drawers.py grid docs/drawers.png          # the README's picture grid
 
 ``steering``: for each drawer, "a white circle on a red background" and "... on a blue background"
-on the same seeds (the demo settings of ``--demo``, the drawer's own learning rate), judged by pixel
+on the same seeds (``--demo --generator DRAWER``: the demo settings, lr 0.15 included), judged by pixel
 statistics, not CLIP: the demo judge's background colour (``background_name``: the colour of the
 picture's outer ring), and, plainer, whether the red prompt's picture is redder (mean R - B) than
 the blue prompt's on the same seed. A seed counts when both pictures are right.
 
-``grid``: one picture per drawer and per loss term, 64x64 on the demo CLIP, enlarged to 128 px.
+``grid``: one picture per drawer and per loss term, 64x64 with ``--demo``, enlarged to 128 px.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ GRID = (
 
 
 def drawer_settings(generator: str, **changes):
-    """``--demo --generator GENERATOR``: the demo settings, with the drawer's own learning rate."""
-    return demo_settings(generator=generator, lr=None, **changes)
+    """``--demo --generator GENERATOR``: the demo settings (its lr 0.15 included), as a user gets them."""
+    return demo_settings(generator=generator, **changes)
 
 
 def steering(drawers, n_seeds: int, first_seed: int, steps: int | None, session) -> dict:
@@ -78,9 +78,7 @@ def grid(path: Path, session, seed: int) -> None:
     side, label_h = 128, 14
     cells = []
     for label, changes in GRID:
-        settings = demo_settings(prompt=PROMPT.format("red"), seed=seed, **changes)
-        if "generator" in changes:
-            settings = settings.replace(lr=None)  # the drawer's own learning rate
+        settings = demo_settings(seed=seed, **changes).replace(prompt=PROMPT.format("red"))
         cells.append((label, api.generate(settings, session=session).pil()[0]))
         print(f"  {label} done", file=sys.stderr, flush=True)
     columns = 4

@@ -30,6 +30,7 @@ Choices, and why:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +66,9 @@ def spectrum_scale(height: int, width: int, decay: float) -> torch.Tensor:
     fx = torch.fft.rfftfreq(width)[None, :]
     f = torch.sqrt(fx ** 2 + fy ** 2).clamp(min=1.0 / max(height, width))
     scale = f.pow(-decay)
-    return scale / scale.pow(2).mean().sqrt()
+    scale = scale / scale.pow(2).mean().sqrt()
+    scale[0, 0] = math.sqrt(height * width)  # the mean colour: a unit step moves every pixel by one unit
+    return scale
 
 
 @dataclass(frozen=True)
