@@ -13,7 +13,10 @@ Choices, and why:
   transform. Photographs have amplitude spectra close to 1/f, so an equal step on every
   coefficient moves broad shapes and colour fields much more than fine texture: the picture stays
   painterly and smooth. The scale is divided by its RMS over the spectrum, so a step of a given
-  size changes pixels by about the same amount at 64 and at 512 pixels.
+  size changes pixels by about the same amount at 64 and at 512 pixels. The mean colour (the DC
+  coefficient) is the exception: scaled so that a unit step moves every pixel by one unit. With its
+  1/f value it moved several times slower than local blobs, and the picture's border stayed near
+  the grey start while its middle took the prompt's colours.
 * **Decorrelated colour.** The three channels are not R, G, B but brightness, warm–cool (red
   against blue) and green–magenta, the principal colour axes of natural images, mixed into RGB by
   a fixed orthogonal matrix with spreads 1 : 0.3 : 0.15 (photographs vary far more in brightness
@@ -22,8 +25,8 @@ Choices, and why:
   with a gradient everywhere (a clamp would stop pixels at black or white).
 * **Start.** ``random``: faint noise around mid-grey, drawn from each image's own generator; the
   prompt, not the start, decides the picture. ``mean`` is the same grey with fainter noise.
-* **Learning rate 0.05** (Adam), measured on the demo models: colour steering in every paired
-  seed at 240 steps, without the ringing a larger rate leaves (see docs/drawers.md).
+* **Learning rate 0.05** (Adam): at 0.15 (the demo preset's) the demo pictures steered as well but
+  were busier; 0.02 left them washed out after 240 steps (docs/drawers.md).
 * ``encode`` inverts ``decode`` exactly (logit, unmix, forward FFT, unscale), up to clamping
   black and white just inside (0, 1), so ``--init-image`` starts from the image itself.
 """
