@@ -7,8 +7,10 @@ ImageNet f16_16384 (taming's published ddconfig) and open_clip ``ViT-B-32`` — 
 :func:`clipguide.build.build_run` → :func:`clipguide.engine.run`, exactly what ``generate`` does.
 ``--tiny`` swaps in test-size models (for tests).
 
-Peak RSS comes from ``getrusage``, which is a process-lifetime maximum, so a grid runs every
-configuration in its own subprocess; a single configuration runs in-process.
+``--generator pixel`` or ``fft`` times a drawer instead (no checkpoint, so nothing random but the
+CLIP). Peak RSS comes from ``getrusage``, a process-lifetime maximum, so a grid runs every
+configuration in its own subprocess (:mod:`clipguide.bench_grid`); a single configuration runs
+in-process. ``--quality`` (:mod:`clipguide.bench_quality`) compares precisions on the demo models.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from typing import Any
 
 import torch
 
-from .presets import demo_settings
+from .registry import GENERATORS
 from .settings import Settings
 
 #: taming's model.params of the published VQGAN ImageNet f16_16384 (architecture part only).
@@ -62,44 +63,56 @@ GRID_SEEDS = (1, 4, 8)
 IMAGE_STEPS = Settings().steps
 
 
-def build_models(device: torch.device, *, tiny: bool = False, seed: int = 0):
-    """(generator, perceptor) of the real architectures with random weights, frozen, on ``device``."""
+def build_models(device: torch.device, *, tiny: bool = False, seed: int = 0, vqgan: bool = True):
+    """(generator, perceptor) of the real architectures with random weights, frozen, on ``device``
+    (generator None when ``vqgan`` is False)."""
     import open_clip
 
     from .generators.vqgan import VQGANGenerator
     from .perceptor import Perceptor, wrap_clip
 
+    generator = None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        generator = VQGANGenerator.from_config(TINY_VQGAN if tiny else VQGAN_F16_16384)
-        with torch.no_grad():  # taming's tiny uniform codebook init makes every code alike
-            generator.codebook.normal_()
+        if vqgan:
+            generator = VQGANGenerator.from_config(TINY_VQGAN if tiny else VQGAN_F16_16384)
+            with torch.no_grad():  # taming's tiny uniform codebook init makes every code alike
+                generator.codebook.normal_()
         if tiny:
             clip = open_clip.CLIP(**TINY_CLIP_CFG)
         else:
             clip = open_clip.create_model(CLIP_ARCH, pretrained=None)
-    generator = generator.to(device)
+    generator = generator.to(device) if generator is not None else None
     return generator, Perceptor([wrap_clip(CLIP_ARCH, clip, CLIP_ARCH, device)])
 
 
 #: The specs the benchmark's random-weight models are known by in its session.
 BENCH_GENERATOR, BENCH_CLIP = "bench:vqgan_f16_16384", "bench:ViT-B-32"
+#: What ``--generator`` takes: the random-weight VQGAN, or a drawer (built as users get it).
+VQGAN = "vqgan"
+
+
+def generator_choices() -> tuple[str, ...]:
+    return (VQGAN, *(n for n in GENERATORS if not GENERATORS.info.get(n, {}).get("weights", True)))
 
 
 def bench_settings(*, size: tuple[int, int] = (256, 256), cutn: int = 32, seeds: int = 1, steps: int = 10,
-                   precision: str = "fp32", device: str = "cpu", checkpointing: bool = False) -> Settings:
+                   precision: str = "fp32", device: str = "cpu", checkpointing: bool = False,
+                   generator: str = VQGAN) -> Settings:
     """What the benchmark runs: the defaults users get (augments, optimiser, lr), at the asked size."""
-    return Settings(prompt=PROMPT, generator=BENCH_GENERATOR, clip=(BENCH_CLIP,), size=size, cutn=cutn, seeds=seeds,
-                    steps=steps, precision=precision, device=device, checkpointing=checkpointing)
+    return Settings(prompt=PROMPT, generator=BENCH_GENERATOR if generator == VQGAN else generator,
+                    clip=(BENCH_CLIP,), size=size, cutn=cutn, seeds=seeds, steps=steps, precision=precision,
+                    device=device, checkpointing=checkpointing)
 
 
-def bench_session(device: str, *, tiny: bool = False):
-    """A session whose generator and CLIP are the real architectures with random weights."""
+def bench_session(device: str, *, tiny: bool = False, generator: str = VQGAN):
+    """A session whose CLIP (and VQGAN, unless a drawer is timed) are the real architectures with random weights."""
     from .session import Session
 
     session = Session(device)
-    generator, perceptor = build_models(session.device, tiny=tiny)
-    session.add_generator(BENCH_GENERATOR, generator)
+    vqgan, perceptor = build_models(session.device, tiny=tiny, vqgan=generator == VQGAN)
+    if vqgan is not None:
+        session.add_generator(BENCH_GENERATOR, vqgan)
     session.add_clip(BENCH_CLIP, perceptor.models[0])
     return session
 
@@ -107,7 +120,7 @@ def bench_session(device: str, *, tiny: bool = False):
 def run_config(*, size: tuple[int, int] = (256, 256), cutn: int = 32, seeds: int = 1, steps: int = 8,
                warmup: int = 2, precision: str = "fp32", device: str = "cpu", tiny: bool = False,
                checkpointing: bool = False, compile: bool = False, flops: bool = False,
-               peak_tflops: float | None = None) -> dict[str, Any]:
+               peak_tflops: float | None = None, generator: str = VQGAN) -> dict[str, Any]:
     """Time ``steps`` steps of the real run after ``warmup`` steps; returns the figures as a dict."""
     from . import engine
     from .build import build_run, prepare_models
@@ -115,10 +128,10 @@ def run_config(*, size: tuple[int, int] = (256, 256), cutn: int = 32, seeds: int
     if device != "cpu" and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     t_build = time.perf_counter()
-    session = bench_session(device, tiny=tiny)
+    session = bench_session(device, tiny=tiny, generator=generator)
     dev = session.device
     settings = bench_settings(size=size, cutn=cutn, seeds=seeds, steps=warmup + steps, precision=precision,
-                              device=device, checkpointing=checkpointing)
+                              device=device, checkpointing=checkpointing, generator=generator)
     run = build_run(settings, session=session)
     if compile:
         prepare_models(run.generator, run.perceptor, dev, checkpointing=checkpointing, compile=True)
@@ -144,7 +157,7 @@ def run_config(*, size: tuple[int, int] = (256, 256), cutn: int = 32, seeds: int
     cpu_timed = [b - a for a, b in zip(cpu_stamps, cpu_stamps[1:])][warmup:] or [cpu_stamps[-1] - cpu_stamps[0]]
     median = statistics.median(timed)
     result: dict[str, Any] = {
-        "size": list(size), "cutn": cutn, "seeds": seeds, "precision": precision,
+        "generator": generator, "size": list(size), "cutn": cutn, "seeds": seeds, "precision": precision,
         "autocast": str(dtype).replace("torch.", "") if dtype else "fp32", "device": str(dev),
         "tiny": tiny, "checkpointing": checkpointing, "compile": compile,
         "steps": len(timed), "warmup": warmup,
@@ -191,56 +204,6 @@ def _with_latent(run, latent):
     return replace(run, latent=latent)
 
 
-QUALITY_BACKGROUNDS = ("red", "blue", "green", "yellow")
-
-
-def quality_check(precisions: Sequence[str] = ("fp32", "bf16", "fp16"), *, steps: int = 30, seeds: int = 4,
-                  size: int = 64, cutn: int = 16, device: str = "cpu") -> dict[str, Any]:
-    """Loss curves and steering rates of each precision on the shipped demo models, against fp32.
-
-    For each background colour, ``seeds`` images are steered toward "a <colour> background" with
-    the product's ``generate``; per step the mean loss is recorded, and at the end the demo judge
-    (pixel statistics, not CLIP) names each image's background. Same seeds for every precision.
-    """
-    import numpy as np
-
-    from . import api
-    from .demo.judge import background_name
-
-    session = api.Session(device)
-    demo = {k: v for k, v in demo_settings().items() if k in ("generator", "clip")}
-    curves: dict[str, list[list[float]]] = {p: [] for p in precisions}
-    hits: dict[str, int] = {p: 0 for p in precisions}
-    seconds: dict[str, float] = {p: 0.0 for p in precisions}
-    for colour in QUALITY_BACKGROUNDS:
-        settings = Settings(prompt=f"a {colour} background", **demo, size=(size, size),
-                            steps=steps, cutn=cutn, seeds=seeds, seed=0, device=device)
-        for precision in precisions:
-            curve: list[float] = []
-            start = time.perf_counter()
-            result = api.generate(settings.replace(precision=precision), lambda s: curve.append(s.loss / seeds),
-                                  session=session)
-            seconds[precision] += time.perf_counter() - start
-            curves[precision].append(curve)
-            pixels = (result.images.permute(0, 2, 3, 1).numpy() * 255.0).astype(float)
-            hits[precision] += sum(background_name(img) == colour for img in pixels)
-    reference = np.array(curves[precisions[0]])
-    out: dict[str, Any] = {"steps": steps, "seeds": seeds, "size": size, "cutn": cutn,
-                           "backgrounds": list(QUALITY_BACKGROUNDS), "reference": precisions[0], "precisions": {}}
-    for precision in precisions:
-        c = np.array(curves[precision])
-        rel = np.abs(c - reference) / np.abs(reference)
-        out["precisions"][precision] = {
-            "mean_curve": c.mean(0).round(5).tolist(),
-            "max_rel_diff": float(rel.max()), "mean_rel_diff": float(rel.mean()),
-            "final_rel_diff": float(np.abs(c[:, -1].mean() - reference[:, -1].mean()) / abs(reference[:, -1].mean())),
-            "loss_drop": float(c[:, 0].mean() - c[:, -1].mean()),
-            "steering_hits": int(hits[precision]), "steering_trials": len(QUALITY_BACKGROUNDS) * seeds,
-            "seconds": seconds[precision],
-        }
-    return out
-
-
 def peak_rss_mib() -> float:
     """The process's peak resident set size so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -270,47 +233,10 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def _point_argv(ns: argparse.Namespace, size: int, cutn: int, seeds: int, precision: str, device: str,
-                out: Path) -> list[str]:
-    argv = [sys.executable, "-m", "clipguide.bench", "--size", str(size), str(size), "--cutn", str(cutn),
-            "--seeds", str(seeds), "--precision", precision, "--device", device, "--steps", str(ns.steps),
-            "--warmup", str(ns.warmup), "--json", str(out), "--quiet"]
-    for flag in ("tiny", "checkpointing", "compile", "flops"):
-        if getattr(ns, flag):
-            argv.append(f"--{flag}")
-    if ns.peak_tflops:
-        argv += ["--peak-tflops", str(ns.peak_tflops)]
-    return argv
-
-
-def run_grid(ns: argparse.Namespace) -> list[dict[str, Any]]:
-    """Every (size, cutn, seeds, precision, device) point in its own subprocess (own peak RSS)."""
-    import tempfile
-
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for device in ns.devices:
-            for precision in ns.precisions:
-                for size in ns.sizes:
-                    for cutn in ns.cutns:
-                        for seeds in ns.seed_counts:
-                            out = Path(tmp) / f"{len(results)}.json"
-                            argv = _point_argv(ns, size, cutn, seeds, precision, device, out)
-                            proc = subprocess.run(argv, capture_output=True, text=True)
-                            if proc.returncode != 0 or not out.is_file():
-                                tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-                                row = {"size": [size, size], "cutn": cutn, "seeds": seeds, "precision": precision,
-                                       "device": device, "error": tail}
-                            else:
-                                row = json.loads(out.read_text())
-                            results.append(row)
-                            if not ns.quiet:
-                                print(format_row(row), flush=True)
-    return results
-
-
 def format_row(r: dict[str, Any]) -> str:
     head = f"{r['size'][0]}x{r['size'][1]} cutn {r['cutn']:>3} seeds {r['seeds']} {r['precision']:>4} {r['device']:>4}"
+    if r.get("generator", VQGAN) != VQGAN:
+        head = f"{r['generator']} {head}"
     if "error" in r:
         return f"{head}  FAILED: {r['error']}"
     mem = f"peak RSS {r['peak_rss_mib']:.0f} MiB"
@@ -338,6 +264,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true", help="torch.compile the decoder and CLIP image tower")
     p.add_argument("--flops", action="store_true", help="count GFLOP per step (torch.utils.flop_counter)")
     p.add_argument("--peak-tflops", type=float, help="the device's peak TFLOP/s at this precision, for MFU (with --flops)")
+    p.add_argument("--generator", default=VQGAN, choices=generator_choices(),
+                   help="what to time: the random-weight VQGAN f16_16384, or a drawer (default: vqgan)")
     p.add_argument("--tiny", action="store_true", help="test-size models of the same architectures")
     p.add_argument("--quality", action="store_true",
                    help="instead of timing: loss curves and steering rates on the demo models, "
@@ -360,6 +288,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     ns = parse_args(sys.argv[1:] if argv is None else argv)
     if ns.quality:
+        from .bench_quality import quality_check
+
         precisions = ["fp32", *(p for p in ns.precisions if p != "fp32")]  # fp32 is the reference
         payload = {"machine": machine(),
                    "quality": quality_check(precisions, steps=ns.steps, seeds=ns.seeds, device=ns.device)}
@@ -369,12 +299,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"mean/max rel. diff to fp32 {q['mean_rel_diff']:.4f}/{q['max_rel_diff']:.4f}, "
                       f"steering {q['steering_hits']}/{q['steering_trials']}, {q['seconds']:.1f} s", flush=True)
     elif ns.grid:
+        from .bench_grid import run_grid
+
         rows = run_grid(ns)
         payload: dict[str, Any] = {"machine": machine(), "results": rows}
     else:
         row = run_config(size=tuple(ns.size), cutn=ns.cutn, seeds=ns.seeds, steps=ns.steps, warmup=ns.warmup,
                          precision=ns.precision, device=ns.device, tiny=ns.tiny, checkpointing=ns.checkpointing,
-                         compile=ns.compile, flops=ns.flops, peak_tflops=ns.peak_tflops)
+                         compile=ns.compile, flops=ns.flops, peak_tflops=ns.peak_tflops, generator=ns.generator)
         if not ns.quiet:
             print(format_row(row), flush=True)
         payload = {"machine": machine(), **row}

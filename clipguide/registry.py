@@ -68,8 +68,10 @@ class Registry:
 GENERATORS = Registry("generator kind", {
     "vqgan": "clipguide.generators.vqgan_files:KIND",
     "biggan": "clipguide.generators.biggan_files:KIND",
+    "pixel": "clipguide.generators.pixel:KIND",
+    "fft": "clipguide.generators.fft:KIND",
 }, vqgan={"roles": ("checkpoint",), "optional_roles": ("config",), "weights": True},
-   biggan={"roles": ("config", "weights"), "weights": True})
+   biggan={"roles": ("config", "weights"), "weights": True}, pixel={"weights": False}, fft={"weights": False})
 
 OPTIMIZERS = Registry("optimizer", {
     "adam": "clipguide.optimizers:adam",
@@ -89,8 +91,16 @@ AUGMENTS = Registry("augment", {
 })
 
 #: Loss terms a user can add with ``--loss NAME[:WEIGHT]`` (the prompt, prior and init terms are
-#: built from their own settings and are not listed here).
-LOSSES = Registry("loss", {})
+#: built from their own settings and are not listed here). ``needs``: settings that must be set for
+#: the term to be used (checked with the other settings, before any model loads).
+LOSSES = Registry("loss", {
+    "symmetry": "clipguide.losses.symmetry:Symmetry",
+    "smoothness": "clipguide.losses.smoothness:Smoothness",
+    "saturation": "clipguide.losses.saturation:Saturation",
+    "palette": "clipguide.losses.palette:PaletteLoss",
+    "edge": "clipguide.losses.edge:Edge",
+    "mse-latent": "clipguide.losses.mse_latent:LatentMSE",
+}, palette={"needs": ("palette",)})
 
 #: Telephone describers (image → caption): a factory ``(DescriberContext) -> Describer`` each
 #: (clipguide.telephone.describe). "clip" ranks vocabulary phrases with the run's CLIP models.

@@ -13,6 +13,7 @@ from typing import Any
 
 from . import specs
 from .errors import UserError
+from .palettes import parse_colour, parse_palette
 from .registry import AUGMENTS, LOSSES, OPTIMIZERS
 from .schedules import Constant, Schedule, parse_schedule
 from .specs import setting
@@ -27,6 +28,7 @@ CUT_METHODS = ("crops", "original", "pooling")
 #: What init_weight pulls toward: the init image's pixels (decaying), the starting latent (the
 #: VQGAN+CLIP notebook's init_weight), or zero (nerdyrodent's generate.py -iw).
 INIT_WEIGHT_MODES = ("pixel", "latent", "zero")
+SYMMETRY_AXES = ("left-right", "top-bottom", "both")
 
 # Sizes are validated against these unless the user raises them explicitly (--no-limits);
 # they are the sizes past which a run would not finish or fit on the hardware users have.
@@ -91,6 +93,16 @@ class Settings:
     losses: tuple[str, ...] = setting((), "Extra loss terms, NAME[:WEIGHT] (WEIGHT a number or keyframes "
                                       "'0:1, 200:0'); repeat --loss for several.", flag="--loss",
                                       metavar="NAME[:WEIGHT]")
+    # Options of the loss terms (clipguide/losses/): the web UI shows them beside its table of terms.
+    symmetry_axis: str = setting("left-right", "Symmetry loss: mirror left-right, top-bottom, or both.",
+                                 choices=SYMMETRY_AXES, group="losses", ui="losses", label="Symmetry axis")
+    palette: str = setting("", "Palette of the palette loss and of the pixel drawer's snapping: colours "
+                           "'#1b1b3a,#f2a541,…' or a name (pico-8, gameboy, cga, black-white, grayscale, sepia).",
+                           group="losses", ui="losses", label="Palette")
+    edge_colour: str = setting("white", "Edge loss: the border's colour ('#rrggbb' or a name).", group="losses",
+                               ui="losses", label="Edge colour")
+    edge_width: int = setting(8, "Edge loss: the border's width in pixels.", low=1, group="losses", ui="losses",
+                              label="Edge width")
 
     optimizer: str = setting("adam", "Optimiser.", choices=OPTIMIZERS, ui="advanced", label="Optimiser")
     lr: float | None = setting(None, "Learning rate (default: the generator's own, 0.1 VQGAN, 0.07 BigGAN).",
@@ -107,6 +119,14 @@ class Settings:
     latent_loss_weight: float = setting(1.0, "BigGAN: weight of the loss keeping noise near N(0,1).",
                                         group="biggan")
     class_loss_weight: float = setting(1.0, "BigGAN: weight of the loss keeping classes sparse.", group="biggan")
+
+    # Drawers: generators without a checkpoint (--generator pixel | fft), each one's options.
+    pixel_size: int = setting(8, "Pixel drawer: side of one cell in output pixels (the grid is the image size "
+                              "divided by it).", low=1, group="pixel", ui="advanced", label="Pixel size")
+    palette_snap: bool = setting(False, "Pixel drawer: show every cell in its nearest --palette colour.",
+                                 group="pixel", ui="advanced", label="Snap to the palette")
+    fft_decay: float = setting(1.0, "FFT drawer: the spectrum falls as 1/f^decay; higher gives smoother, larger "
+                               "shapes, lower finer texture.", low=0, group="fft", ui="advanced", label="FFT decay")
 
     device: str = setting("auto", "Device.", choices=DEVICES)
     precision: str = setting("auto", "Numeric precision (auto: bf16 on GPUs and bf16-capable CPUs, else fp32).",
@@ -148,7 +168,13 @@ def validate(s: Settings) -> None:
     """Raise a UserError for values no run could use (ranges and choices come from the fields)."""
     specs.check(s)
     for spec in s.losses:
-        parse_loss(spec)
+        name, _ = parse_loss(spec)
+        for needed in LOSSES.info.get(name, {}).get("needs", ()):
+            if not getattr(s, needed):
+                raise UserError(f"loss {name!r} needs --{needed.replace('_', '-')}: {field_help(needed)}")
+    if s.palette or s.palette_snap:
+        parse_palette(s.palette)
+    parse_colour(s.edge_colour, what="edge colour")
     if not s.clip:
         raise UserError("setting clip needs at least one CLIP model (--clip NAME/PRETRAINED)")
 
@@ -175,4 +201,4 @@ def check_limits(s: Settings, limits: dict[str, int] | None = None) -> None:
 
 
 __all__ = ["Settings", "from_dict", "to_dict", "validate", "check_limits", "parse_loss", "field_help", "FIELD_NAMES", "INITS",
-           "DEVICES", "PRECISIONS", "CUT_METHODS", "INIT_WEIGHT_MODES", "DEFAULT_AUGMENTS", "LIMITS"]
+           "SYMMETRY_AXES", "DEVICES", "PRECISIONS", "CUT_METHODS", "INIT_WEIGHT_MODES", "DEFAULT_AUGMENTS", "LIMITS"]

@@ -99,3 +99,31 @@ def test_the_benchmark_times_the_run_generate_builds(monkeypatch):
     assert len(built) == 1 and [t.name for t in built[0].terms] == ["prior", "prompt"]
     assert built[0].settings.augments == bench.Settings().augments  # the defaults users get
     assert row["steps"] == 1
+
+
+@pytest.mark.parametrize("drawer", ["pixel", "fft"])
+def test_a_drawer_is_timed_with_the_random_weight_clip_and_no_vqgan(tmp_path, drawer, monkeypatch):
+    from clipguide import build
+
+    built = []
+    real = build.build_run
+
+    def spy(settings, **kw):
+        built.append(real(settings, **kw))
+        return built[-1]
+
+    monkeypatch.setattr(build, "build_run", spy)
+    out = tmp_path / "d.json"
+    assert bench.main(["--tiny", "--generator", drawer, "--size", "32", "32", "--cutn", "2", "--steps", "1",
+                       "--warmup", "0", "--precision", "fp32", "--quiet", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["generator"] == drawer and data["median_s_per_it"] > 0
+    assert type(built[0].generator).__module__ == f"clipguide.generators.{drawer}"
+    assert built[0].settings.clip == (bench.BENCH_CLIP,)
+    assert drawer in bench.format_row(data)
+
+
+def test_an_unknown_generator_is_refused_with_the_choices(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--generator", "pixl"])
+    assert "pixel" in capsys.readouterr().err

@@ -62,6 +62,8 @@ def telephone_args(**changes) -> list:
 
 
 def _widget_value(name: str):
+    if name == "losses":  # a table of (loss, weight) rows
+        return {"headers": ["loss", "weight"], "data": [["", ""]]}
     value = getattr(Settings(), name, None)
     return list(value) if isinstance(value, tuple) else value
 
@@ -342,3 +344,12 @@ def test_a_style_cannot_lift_a_request_over_the_caps(tmp_path):
         app.settings(style="long", **{**args, "steps": 12})  # chosen by the user: the style leaves it
     finally:
         app.close()
+
+
+def test_the_loss_table_and_term_options_reach_the_run(client):
+    table = {"headers": ["loss", "weight"], "data": [["symmetry", "2"], ["smoothness", ""], ["", ""]]}
+    _, _, gallery = client.predict(*generate_args(seeds=1, losses=table, symmetry_axis="both"), api_name="/generate")
+    stored = read_record(Path(gallery[0]["image"])).settings
+    assert stored["losses"] == ["symmetry:2", "smoothness"] and stored["symmetry_axis"] == "both"
+    with pytest.raises(REFUSED, match="did you mean 'symmetry'"):
+        client.predict(*generate_args(seeds=1, losses={**table, "data": [["symetry", "1"]]}), api_name="/generate")

@@ -30,7 +30,7 @@ from ..settings import LIMITS, Settings, field_help
 from . import animate_tab, compare_tab, telephone_tab
 from .jobs import GALLERY_SIZE, WebApp, generate_inputs, shared_inputs
 from .limits import Limits, default_clips, default_generators
-from .widgets import fields_for, slider, widget
+from .widgets import drawer_of, fields_for, loss_table, shown_for, slider, widget
 
 
 def build_app(*, limits: Limits | None = None, session=None, generators: Mapping[str, str] | None = None,
@@ -110,14 +110,25 @@ def build_app(*, limits: Limits | None = None, session=None, generators: Mapping
         with gr.Accordion("Advanced", open=False):
             for name in fields_for("advanced"):
                 overrides = {"maximum": LIMITS["cutn"]} if name == "cutn" else {}
-                shared[name] = widget(name, getattr(base, name), **overrides)
+                shared[name] = widget(name, getattr(base, name), visible=shown_for(name, base.generator), **overrides)
             with gr.Row():
                 own["init_image"] = gr.Image(type="filepath", label="Init image (Generate)",
                                              sources=["upload", "clipboard"], format="png")
                 own["image_prompts"] = gr.File(file_count="multiple", file_types=["image"], type="filepath",
                                                label="Image prompts (Generate)", height=160)
+        with gr.Accordion("Loss terms", open=bool(base.losses)):
+            shared["losses"] = loss_table(base.losses)
+            with gr.Row():
+                for name in fields_for("losses"):
+                    shared[name] = widget(name, getattr(base, name))
 
         widgets = {**own, **shared}
+        # A drawer's options show only while that drawer is the chosen generator.
+        drawer_options = [n for n in fields_for("advanced") if drawer_of(n)]
+        shared["generator"].change(lambda label: [gr.update(visible=shown_for(n, generators.get(label, label)))
+                                                  for n in drawer_options],
+                                   shared["generator"], [shared[n] for n in drawer_options], queue=False,
+                                   api_visibility="private")
         gen_inputs = [widgets[n] for n in generate_inputs()]
 
         # Gradio hands the request (and progress) to the parameters annotated for them; they come

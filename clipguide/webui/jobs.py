@@ -39,7 +39,8 @@ GALLERY_SIZE = 24
 def shared_inputs() -> tuple[str, ...]:
     """The settings every tab takes from the shared "Model and settings" section, in order (the
     Advanced ones come from Settings' declarations)."""
-    return ("generator", "clip", "width", "height", "steps", "seed", *fields_for("advanced"))
+    return ("generator", "clip", "width", "height", "steps", "seed", *fields_for("advanced"), "losses",
+            *fields_for("losses"))
 
 
 def generate_inputs() -> tuple[str, ...]:

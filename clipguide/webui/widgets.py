@@ -20,6 +20,22 @@ def fields_for(place: str) -> list[str]:
     return [f.name for f in fields(Settings) if f.metadata.get("ui") == place]
 
 
+def drawer_of(name: str) -> str | None:
+    """The drawer (generator without a checkpoint) whose option a setting is, or None."""
+    from ..registry import GENERATORS
+
+    group = specs.spec(Settings, name).metadata.get("group")
+    drawers = [n for n in GENERATORS if not GENERATORS.info.get(n, {}).get("weights", True)]
+    return group if group in drawers else None
+
+
+def shown_for(name: str, generator: str) -> bool:
+    """Whether a setting's widget is shown while ``generator`` (a spec) is chosen: a drawer's
+    options only with that drawer, everything else always."""
+    drawer = drawer_of(name)
+    return drawer is None or drawer == generator
+
+
 def label_of(name: str, cls: type = Settings) -> str:
     return specs.spec(cls, name).metadata.get("label") or name.replace("_", " ").capitalize()
 
@@ -46,8 +62,33 @@ def widget(name: str, value: Any, *, cls: type = Settings, **overrides: Any) -> 
     return gr.Textbox(value="" if value is None else str(value), **common)
 
 
+def loss_table(value: tuple[str, ...] = (), **overrides: Any) -> gr.components.Component:
+    """The ``losses`` setting as a small table of (loss, weight) rows; the term names come from the registry."""
+    from ..registry import LOSSES
+
+    rows = [[name, weight] for name, _, weight in (spec.partition(":") for spec in value)]
+    label = f"Loss terms ({', '.join(LOSSES)}); weight: a number or keyframes '0:1, 200:0' (empty: 1)"
+    return gr.Dataframe(value=rows or [["", ""]], headers=["loss", "weight"], datatype=["str", "str"], type="array",
+                        column_count=2, label=label, **overrides)
+
+
+def losses_from_table(rows: Any) -> tuple[str, ...]:
+    """The table's rows as ``losses`` specs ``NAME:WEIGHT``; blank rows are skipped, a blank weight is 1."""
+    if isinstance(rows, dict):  # the API's {"headers": …, "data": …} form
+        rows = rows.get("data")
+    specs_: list[str] = []
+    for row in rows or []:
+        cells = [str(c).strip() if c is not None else "" for c in list(row)[:2]] + ["", ""]
+        name, weight = cells[0], cells[1]
+        if name:
+            specs_.append(f"{name}:{weight}" if weight else name)
+    return tuple(specs_)
+
+
 def from_widget(name: str, value: Any) -> Any:
     """A widget's value as the setting takes it (an empty optional number is None)."""
+    if name == "losses":
+        return losses_from_table(value)
     kind = specs.kinds(Settings)[name]
     if kind.optional and value in ("", None, 0) and kind.base in (int, float):
         return None
