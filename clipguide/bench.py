@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from .registry import GENERATORS
-from .settings import Settings
+from .settings import CHECKPOINTING, Settings
 
 #: taming's model.params of the published VQGAN ImageNet f16_16384 (architecture part only).
 VQGAN_F16_16384: dict[str, Any] = {
@@ -97,12 +97,12 @@ def generator_choices() -> tuple[str, ...]:
 
 
 def bench_settings(*, size: tuple[int, int] = (256, 256), cutn: int = 32, seeds: int = 1, steps: int = 10,
-                   precision: str = "fp32", device: str = "cpu", checkpointing: bool = False,
-                   generator: str = VQGAN) -> Settings:
+                   precision: str = "fp32", device: str = "cpu", checkpointing: str = "auto",
+                   compile: bool = False, generator: str = VQGAN) -> Settings:
     """What the benchmark runs: the defaults users get (augments, optimiser, lr), at the asked size."""
     return Settings(prompt=PROMPT, generator=BENCH_GENERATOR if generator == VQGAN else generator,
                     clip=(BENCH_CLIP,), size=size, cutn=cutn, seeds=seeds, steps=steps, precision=precision,
-                    device=device, checkpointing=checkpointing)
+                    device=device, checkpointing=checkpointing, compile=compile)
 
 
 def bench_session(device: str, *, tiny: bool = False, generator: str = VQGAN):
@@ -119,11 +119,11 @@ def bench_session(device: str, *, tiny: bool = False, generator: str = VQGAN):
 
 def run_config(*, size: tuple[int, int] = (256, 256), cutn: int = 32, seeds: int = 1, steps: int = 8,
                warmup: int = 2, precision: str = "fp32", device: str = "cpu", tiny: bool = False,
-               checkpointing: bool = False, compile: bool = False, flops: bool = False,
+               checkpointing: str = "auto", compile: bool = False, flops: bool = False,
                peak_tflops: float | None = None, generator: str = VQGAN) -> dict[str, Any]:
     """Time ``steps`` steps of the real run after ``warmup`` steps; returns the figures as a dict."""
     from . import engine
-    from .build import build_run, prepare_models
+    from .build import build_run, resolve_checkpointing
 
     if device != "cpu" and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -131,10 +131,8 @@ def run_config(*, size: tuple[int, int] = (256, 256), cutn: int = 32, seeds: int
     session = bench_session(device, tiny=tiny, generator=generator)
     dev = session.device
     settings = bench_settings(size=size, cutn=cutn, seeds=seeds, steps=warmup + steps, precision=precision,
-                              device=device, checkpointing=checkpointing, generator=generator)
+                              device=device, checkpointing=checkpointing, compile=compile, generator=generator)
     run = build_run(settings, session=session)
-    if compile:
-        prepare_models(run.generator, run.perceptor, dev, checkpointing=checkpointing, compile=True)
     build_s = time.perf_counter() - t_build
     dtype = run.autocast_dtype
 
@@ -159,7 +157,7 @@ def run_config(*, size: tuple[int, int] = (256, 256), cutn: int = 32, seeds: int
     result: dict[str, Any] = {
         "generator": generator, "size": list(size), "cutn": cutn, "seeds": seeds, "precision": precision,
         "autocast": str(dtype).replace("torch.", "") if dtype else "fp32", "device": str(dev),
-        "tiny": tiny, "checkpointing": checkpointing, "compile": compile,
+        "tiny": tiny, "checkpointing": resolve_checkpointing(checkpointing, size), "compile": compile,
         "steps": len(timed), "warmup": warmup,
         "min_s_per_it": min(timed), "median_s_per_it": median, "max_s_per_it": max(timed),
         "median_cpu_s_per_it": statistics.median(cpu_timed), "threads": torch.get_num_threads(),
@@ -260,7 +258,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--steps", type=int, default=8, help="timed steps (after the warm-up)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (allocator, oneDNN/compile caches)")
-    p.add_argument("--checkpointing", action="store_true", help="gradient checkpointing in the VQGAN decoder")
+    p.add_argument("--checkpointing", default="auto", choices=CHECKPOINTING,
+                   help="recompute activations in backward: the decoder's, or all (also CLIP's); auto as in runs")
     p.add_argument("--compile", action="store_true", help="torch.compile the decoder and CLIP image tower")
     p.add_argument("--flops", action="store_true", help="count GFLOP per step (torch.utils.flop_counter)")
     p.add_argument("--peak-tflops", type=float, help="the device's peak TFLOP/s at this precision, for MFU (with --flops)")

@@ -19,7 +19,8 @@ def _point_argv(ns: argparse.Namespace, size: int, cutn: int, seeds: int, precis
     argv = [sys.executable, "-m", "clipguide.bench", "--size", str(size), str(size), "--cutn", str(cutn),
             "--seeds", str(seeds), "--precision", precision, "--device", device, "--steps", str(ns.steps),
             "--warmup", str(ns.warmup), "--generator", ns.generator, "--json", str(out), "--quiet"]
-    for flag in ("tiny", "checkpointing", "compile", "flops"):
+    argv += ["--checkpointing", ns.checkpointing]
+    for flag in ("tiny", "compile", "flops"):
         if getattr(ns, flag):
             argv.append(f"--{flag}")
     if ns.peak_tflops:

@@ -38,45 +38,20 @@ def build_run(settings: Settings, *, session: Session | None = None, explicit: f
     ``explicit`` names the fields the user set themselves (they win over a style's overrides);
     ``notify`` receives one-line notices (a rounded size, a prompt cut to CLIP's context).
     """
-    notices: list[str] = []
-
-    def note(message: str) -> None:
-        notices.append(message)
-        if notify is not None:
-            notify(message)
-
-    validate(settings)
-    resolved = presets.apply_style(settings, explicit=explicit, extra_dirs=tuple(style_dirs))
-    validate(resolved)
+    notices, note = _notifier(notify)
+    resolved = _resolve(settings, explicit, style_dirs, note)
     story = story_prompts(resolved)  # prompt mistakes are found before any model loads
-    if resolved.init_weight and resolved.init_weight_mode == "pixel" and not resolved.init_image:
-        note("init_weight pulls toward the init image, and there is none: it does nothing here "
-             "(give --init-image, or --init-weight-mode latent for the notebooks' pull toward the start)")
     session = session or Session(resolved.device, resolved.offline)
     generator = session.generator(resolved.generator, resolved)
     perceptor = session.perceptor(resolved.clip)
-    device = session.device
-    size = resolve_size(resolved, generator, device, note)
+    size = resolve_size(resolved, generator, session.device, note)
     seeds = resolved.seed_list()
-    rngs = [torch.Generator().manual_seed(s) for s in seeds]
-    targets = build_targets(resolved, story, perceptor, device, note)
+    targets = build_targets(resolved, story, perceptor, session.device, note)
     init_images = None
     if resolved.init_image:
-        init_images = load_image_tensor(resolved.init_image, size, device).expand(len(seeds), -1, -1, -1)
-        with torch.no_grad():
-            latent = generator.encode(init_images)
-    else:
-        latent = generator.init_latent(size, rngs, resolved.init)
-    cutouts = Cutouts(resolved.cutn, resolved.cut_pow, resolved.augments, resolved.noise_fac, resolved.cut_min,
-                      resolved.cut_method).to(device)
-    context = Context(resolved, generator, device, size, {k: v.detach().clone() for k, v in latent.items()},
-                      init_images)
-    terms = build_terms(resolved, context, perceptor, cutouts, targets)
-    prepare_models(generator, perceptor, device, checkpointing=resolved.checkpointing)
-    return Run(generator=generator, terms=terms, latent=latent, rngs=rngs, steps=resolved.steps,
-               lr=resolved.lr or generator.default_lr, optimizer=resolved.optimizer,
-               autocast_dtype=resolve_precision(resolved.precision, device), settings=settings, resolved=resolved,
-               explicit=frozenset(explicit), perceptor=perceptor, size=size, seeds=seeds, notices=notices)
+        init_images = load_image_tensor(resolved.init_image, size, session.device).expand(len(seeds), -1, -1, -1)
+    return _assemble(settings, resolved, explicit, session.device, generator, perceptor, size, seeds, targets,
+                     init_images, notices)
 
 
 #: What the images of one batch run may differ in (build_batch_run); every other setting is shared.
@@ -101,6 +76,26 @@ def build_batch_run(per_image: Sequence[Settings], *, session: Session | None = 
         if differ or other.seeds != 1:
             raise ValueError(f"a batch run's images (one seed each) may differ only in {PER_IMAGE}, "
                              f"not in {differ or ['seeds']}")
+    notices, note = _notifier(notify)
+    resolved = [_resolve(s, explicit, style_dirs, note) for s in per_image]
+    stories = [story_prompts(r) for r in resolved]
+    base = resolved[0]
+    session = session or Session(base.device, base.offline)
+    generator = session.generator(base.generator, base)
+    perceptor = session.perceptor(base.clip)
+    size = resolve_size(base, generator, session.device, note)
+    targets = TargetSchedule.per_image([build_targets(r, story, perceptor, session.device, note)
+                                        for r, story in zip(resolved, stories)])
+    init_images = None
+    if any(r.init_image for r in resolved):
+        if not all(r.init_image for r in resolved):
+            raise ValueError("a batch run starts every image from an init image or none")
+        init_images = torch.cat([load_image_tensor(r.init_image, size, session.device) for r in resolved])
+    return _assemble(first, base, explicit, session.device, generator, perceptor, size, [s.seed for s in per_image],
+                     targets, init_images, notices)
+
+
+def _notifier(notify: Notify | None) -> tuple[list[str], Notify]:
     notices: list[str] = []
 
     def note(message: str) -> None:
@@ -109,38 +104,40 @@ def build_batch_run(per_image: Sequence[Settings], *, session: Session | None = 
             if notify is not None:
                 notify(message)
 
-    for settings in per_image:
-        validate(settings)
-    resolved = [presets.apply_style(s, explicit=explicit, extra_dirs=tuple(style_dirs)) for s in per_image]
-    for settings in resolved:
-        validate(settings)
-    stories = [story_prompts(r) for r in resolved]
-    base = resolved[0]
-    session = session or Session(base.device, base.offline)
-    generator = session.generator(base.generator, base)
-    perceptor = session.perceptor(base.clip)
-    device = session.device
-    size = resolve_size(base, generator, device, note)
-    seeds = [s.seed for s in per_image]
+    return notices, note
+
+
+def _resolve(settings: Settings, explicit: frozenset[str], style_dirs: Sequence[str], note: Notify) -> Settings:
+    """The settings validated, with their style applied (validated again), and notices about them."""
+    validate(settings)
+    resolved = presets.apply_style(settings, explicit=explicit, extra_dirs=tuple(style_dirs))
+    validate(resolved)
+    if resolved.init_weight and resolved.init_weight_mode == "pixel" and not resolved.init_image:
+        note("init_weight pulls toward the init image, and there is none: it does nothing here "
+             "(give --init-image, or --init-weight-mode latent for the notebooks' pull toward the start)")
+    return resolved
+
+
+def _assemble(settings: Settings, resolved: Settings, explicit: frozenset[str], device: torch.device,
+              generator: Generator, perceptor: Perceptor, size: tuple[int, int], seeds: list[int],
+              targets: TargetSchedule, init_images: torch.Tensor | None, notices: list[str]) -> Run:
+    """The parts every run has once its models, size, seeds and targets are known: the start latent,
+    cutouts, loss terms and optimiser settings."""
     rngs = [torch.Generator().manual_seed(s) for s in seeds]
-    targets = TargetSchedule.per_image([build_targets(r, story, perceptor, device, note)
-                                        for r, story in zip(resolved, stories)])
-    init_images = None
-    if any(r.init_image for r in resolved):
-        if not all(r.init_image for r in resolved):
-            raise ValueError("a batch run starts every image from an init image or none")
-        init_images = torch.cat([load_image_tensor(r.init_image, size, device) for r in resolved])
+    if init_images is not None:
         with torch.no_grad():
             latent = generator.encode(init_images)
     else:
-        latent = generator.init_latent(size, rngs, base.init)
-    cutouts = Cutouts(base.cutn, base.cut_pow, base.augments, base.noise_fac).to(device)
-    context = Context(base, generator, device, size, {k: v.detach().clone() for k, v in latent.items()}, init_images)
-    terms = build_terms(base, context, perceptor, cutouts, targets)
-    prepare_models(generator, perceptor, device, checkpointing=base.checkpointing)
-    return Run(generator=generator, terms=terms, latent=latent, rngs=rngs, steps=base.steps,
-               lr=base.lr or generator.default_lr, optimizer=base.optimizer,
-               autocast_dtype=resolve_precision(base.precision, device), settings=first, resolved=base,
+        latent = generator.init_latent(size, rngs, resolved.init)
+    cutouts = cutouts_for(resolved).to(device)
+    context = Context(resolved, generator, device, size, {k: v.detach().clone() for k, v in latent.items()},
+                      init_images)
+    terms = build_terms(resolved, context, perceptor, cutouts, targets)
+    prepare_models(generator, perceptor, device, checkpointing=resolve_checkpointing(resolved.checkpointing, size),
+                   compile=resolved.compile)
+    return Run(generator=generator, terms=terms, latent=latent, rngs=rngs, steps=resolved.steps,
+               lr=resolved.lr or generator.default_lr, optimizer=resolved.optimizer,
+               autocast_dtype=resolve_precision(resolved.precision, device), settings=settings, resolved=resolved,
                explicit=frozenset(explicit), perceptor=perceptor, size=size, seeds=seeds, notices=notices)
 
 
@@ -223,18 +220,44 @@ def load_image_tensor(path: str, size: tuple[int, int] | None, device: torch.dev
     return (torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255).to(device)
 
 
+#: ``checkpointing="auto"`` recomputes the decoder's activations from this many pixels up: at 256x256
+#: it measured a few per cent more time for a sixth less memory (benchmarks/RESULTS.md), and the
+#: saving grows with the picture; below it the saving is small and the time is not.
+AUTO_CHECKPOINT_PIXELS = 256 * 256
+
+
+def cutouts_for(settings: Settings) -> Cutouts:
+    """The run's cutouts, as its settings ask."""
+    return Cutouts(settings.cutn, settings.cut_pow, settings.augments, settings.noise_fac, settings.cut_min,
+                   settings.cut_method)
+
+
+def resolve_checkpointing(choice: str, size: tuple[int, int]) -> str:
+    """``auto`` → ``decoder`` or ``off`` by picture size; anything else as given."""
+    if choice != "auto":
+        return choice
+    return "decoder" if size[0] * size[1] >= AUTO_CHECKPOINT_PIXELS else "off"
+
+
 def prepare_models(generator: Generator, perceptor: Perceptor, device: torch.device, *,
-                   checkpointing: bool = False, channels_last: bool | None = None, compile: bool = False) -> None:
+                   checkpointing: str = "off", channels_last: bool | None = None, compile: bool = False) -> None:
     """Get the frozen models ready to run fast on ``device`` (in place; safe to call again).
 
     The CLIP vision towers already have their CPU-friendly patch embedding and attention (see
-    :mod:`clipguide.clip_speedups`). channels_last (default: on CUDA only, where tensor-core
-    convolutions want it; on this CPU oneDNN measured no gain) applies to the generator's
-    convolution weights. ``compile`` compiles the decoder and the CLIP image towers with
-    torch.compile, once per model.
+    :mod:`clipguide.clip_speedups`). ``checkpointing`` ("off", "decoder", "all") recomputes the
+    decoder's activations, and with "all" the CLIP image towers' (open_clip's own block
+    checkpointing; towers without it keep their activations). channels_last (default: on CUDA only,
+    where tensor-core convolutions want it; on this CPU oneDNN measured no gain) applies to the
+    generator's convolution weights. ``compile`` compiles the decoder and the CLIP image towers with
+    torch.compile (once per model; ``compile=False`` takes it off again), its graphs cached in
+    clipguide's cache folder so that the next process compiles from the cache.
     """
     if hasattr(generator, "checkpointing"):
-        generator.checkpointing = checkpointing
+        generator.checkpointing = checkpointing in ("decoder", "all")
+    for model in perceptor.models:
+        visual = getattr(getattr(model, "model", None), "visual", None)
+        if hasattr(visual, "set_grad_checkpointing"):
+            visual.set_grad_checkpointing(checkpointing == "all")
     if channels_last is None:
         channels_last = device.type == "cuda"
     if isinstance(generator, torch.nn.Module):
@@ -242,16 +265,23 @@ def prepare_models(generator: Generator, perceptor: Perceptor, device: torch.dev
         for module in generator.modules():
             if isinstance(module, torch.nn.Conv2d) and module.weight.dim() == 4:
                 module.weight.data = module.weight.data.contiguous(memory_format=fmt)
+    targets = [m.model.visual for m in perceptor.models]
+    decoder = getattr(generator, "decoder", None)
+    if isinstance(decoder, torch.nn.Module):
+        targets.append(decoder)
     if compile:
-        targets = [m.model.visual for m in perceptor.models]
-        decoder = getattr(generator, "decoder", None)
-        if isinstance(decoder, torch.nn.Module):
-            targets.append(decoder)
-        for module in targets:
-            if not getattr(module, "_clipguide_compiled", False):
-                module.compile()
-                module._clipguide_compiled = True
+        import os
 
+        from .weights.cache import home
+
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(home() / "torch-compile"))
+    for module in targets:
+        if compile and not getattr(module, "_clipguide_compiled", False):
+            module.compile()
+            module._clipguide_compiled = True
+        elif not compile and getattr(module, "_clipguide_compiled", False):
+            module._compiled_call_impl = None  # what nn.Module.compile set: back to the eager forward
+            module._clipguide_compiled = False
 
 __all__ = ["build_run", "build_batch_run", "PER_IMAGE", "build_terms", "build_targets", "story_prompts", "resolve_size", "split_weight",
-           "load_image_tensor", "prepare_models"]
+           "load_image_tensor", "prepare_models", "cutouts_for", "resolve_checkpointing"]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import kornia.augmentation as K
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,12 +32,24 @@ from .registry import AUGMENTS
 from .settings import CUT_METHODS, DEFAULT_AUGMENTS
 
 
-def build_augments(names: Sequence[str]) -> nn.Module:
+def build_augments(names: Sequence[str]) -> nn.ModuleList:
     """The augment modules named, in the registry's fixed order whatever the order of ``names``."""
     for name in names:
         AUGMENTS.check(name)
-    modules = [module for name in AUGMENTS if name in names and (module := AUGMENTS.get(name)()) is not None]
-    return K.AugmentationSequential(*modules) if modules else nn.Identity()
+    return nn.ModuleList([module for name in AUGMENTS if name in names and (module := AUGMENTS.get(name)()) is not None])
+
+
+def _merge(parts: list[dict[str, torch.Tensor]], batch_shape: torch.Size) -> dict[str, torch.Tensor]:
+    """One kornia parameter dict for the whole batch from each image's own (drawn for its cutouts)."""
+    merged = {}
+    for key, value in parts[0].items():
+        if key == "forward_input_shape":
+            merged[key] = torch.tensor(batch_shape)
+        elif key == "order":  # fixed in our augments (see augments.jitter), so the same for every image
+            merged[key] = value
+        else:
+            merged[key] = torch.cat([part[key] for part in parts])
+    return merged
 
 
 def cut_range(width: int, height: int, cut_size: int, cut_min: float | None) -> tuple[int, int]:
@@ -86,7 +97,7 @@ class Cutouts(nn.Module):
 
     def _views(self, images: torch.Tensor, cut_size: int, rngs: Sequence[torch.Generator]) -> torch.Tensor:
         """The un-augmented views, (B*cutn, 3, cut_size, cut_size)."""
-        batch, _, height, width = images.shape
+        height, width = images.shape[-2:]
         if self.method == "pooling":
             pooled = (F.adaptive_avg_pool2d(images, cut_size) + F.adaptive_max_pool2d(images, cut_size)) / 2
             return pooled.repeat_interleave(self.cutn, dim=0)
@@ -101,17 +112,25 @@ class Cutouts(nn.Module):
         return roi_align(images, boxes, output_size=cut_size, aligned=True, sampling_ratio=-1)
 
     def _augment(self, cutouts: torch.Tensor, rngs: Sequence[torch.Generator]) -> torch.Tensor:
-        # One augment seed per image per step, drawn from that image's RNG, so the
-        # augment randomness of image k never depends on the other images in the batch.
+        """Every augment applied once to the whole batch, with per-cutout parameters drawn per image.
+
+        Image k's parameters and noise come from one seed drawn from its own RNG, so they never
+        depend on the other images of the batch; the work itself is one kornia call per augment.
+        """
+        if not self.augs and not self.noise_fac:
+            return cutouts
         seeds = [int(torch.randint(2**62, (1,), generator=g)) for g in rngs]
+        shape = torch.Size((self.cutn, *cutouts.shape[1:]))
         devices = [cutouts.device] if cutouts.device.type == "cuda" else []
-        out = []
+        params: list[list[dict]] = []
+        noises = []
         with torch.random.fork_rng(devices=devices):
-            for k, seed in enumerate(seeds):
+            for seed in seeds:
                 torch.manual_seed(seed)
-                chunk = self.augs(cutouts[k * self.cutn:(k + 1) * self.cutn])
+                params.append([module.forward_parameters(shape) for module in self.augs])
                 if self.noise_fac:
-                    facs = torch.rand(self.cutn, 1, 1, 1, device=chunk.device).mul(self.noise_fac).to(chunk.dtype)
-                    chunk = chunk + facs * torch.randn_like(chunk)
-                out.append(chunk)
-        return torch.cat(out)
+                    facs = torch.rand(self.cutn, 1, 1, 1, device=cutouts.device).mul(self.noise_fac)
+                    noises.append(facs * torch.randn(shape, device=cutouts.device))
+        for i, module in enumerate(self.augs):
+            cutouts = module(cutouts, params=_merge([p[i] for p in params], cutouts.shape))
+        return cutouts + torch.cat(noises).to(cutouts.dtype) if noises else cutouts

@@ -22,6 +22,7 @@ DEFAULT_AUGMENTS = ("affine", "perspective", "jitter", "erasing", "noise")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 INITS = ("random", "mean")
+CHECKPOINTING = ("auto", "off", "decoder", "all")
 #: How cutouts are made (see clipguide.cutouts): clipguide's batched crops, the notebooks' crops, or
 #: nerdyrodent's whole-image pooling.
 CUT_METHODS = ("crops", "original", "pooling")
@@ -131,8 +132,12 @@ class Settings:
     device: str = setting("auto", "Device.", choices=DEVICES)
     precision: str = setting("auto", "Numeric precision (auto: bf16 on GPUs and bf16-capable CPUs, else fp32).",
                              choices=PRECISIONS)
-    checkpointing: bool = setting(False, "Recompute decoder activations in the backward pass: less memory, "
-                                  "a little slower.")
+    checkpointing: str = setting("auto", "Recompute activations in the backward pass instead of keeping them: less "
+                                 "memory, a little slower. decoder: the VQGAN decoder's; all: also the CLIP image "
+                                 "towers'; auto: the decoder's from 256x256 pixels up.", choices=CHECKPOINTING)
+    compile: bool = setting(False, "torch.compile the decoder and the CLIP image towers (compiled graphs are "
+                            "cached in clipguide's cache folder). Minutes of compiling first; on CPUs it does "
+                            "not pay back within a run (benchmarks/RESULTS.md).", ui="advanced")
     save_every: int = setting(0, "Keep a frame every N steps (0: only the final image).", low=0)
     offline: bool = setting(False, "Never touch the network; fail with the path of any missing file.")
 
@@ -159,6 +164,8 @@ def to_dict(settings: Settings) -> dict[str, Any]:
 
 def from_dict(values: dict[str, Any], *, where: str = "settings") -> Settings:
     """Build validated Settings from plain values; an unknown key names the known ones."""
+    if isinstance(values.get("checkpointing"), bool):  # records before #31 kept a switch
+        values = {**values, "checkpointing": "decoder" if values["checkpointing"] else "off"}
     settings = specs.from_dict(Settings, values, where=where)
     validate(settings)
     return settings
@@ -201,4 +208,4 @@ def check_limits(s: Settings, limits: dict[str, int] | None = None) -> None:
 
 
 __all__ = ["Settings", "from_dict", "to_dict", "validate", "check_limits", "parse_loss", "field_help", "FIELD_NAMES", "INITS",
-           "SYMMETRY_AXES", "DEVICES", "PRECISIONS", "CUT_METHODS", "INIT_WEIGHT_MODES", "DEFAULT_AUGMENTS", "LIMITS"]
+           "SYMMETRY_AXES", "CHECKPOINTING", "DEVICES", "PRECISIONS", "CUT_METHODS", "INIT_WEIGHT_MODES", "DEFAULT_AUGMENTS", "LIMITS"]

@@ -471,9 +471,11 @@ def train_clip(args, log: Log) -> dict:
     m_t, s_t = torch.tensor(mean)[:, None, None], torch.tensor(std)[:, None, None]
     loop_augments = None
     if args.clip_loop_augments:
+        import kornia.augmentation as K
+
         from clipguide.cutouts import build_augments
 
-        loop_augments = build_augments(("affine", "perspective"))
+        loop_augments = K.AugmentationSequential(*build_augments(("affine", "perspective")))
     t0 = time.time()
     for step in range(min(args.clip_steps, args.clip_stop_after or args.clip_steps)):
         for pg in opt.param_groups:

@@ -106,3 +106,13 @@ def _isolated_home(tmp_path, monkeypatch):
     """Each test gets its own weights cache and no user presets."""
     monkeypatch.setenv("CLIPGUIDE_HOME", str(tmp_path / "clipguide-home"))
     monkeypatch.delenv("CLIPGUIDE_PRESETS", raising=False)
+
+
+def widget_value(name: str):
+    """What a web UI endpoint gets for setting ``name`` when the user leaves its widget alone."""
+    from clipguide.settings import Settings
+
+    if name == "losses":  # a table of (loss, weight) rows
+        return {"headers": ["loss", "weight"], "data": [["", ""]]}
+    value = getattr(Settings(), name, None)
+    return list(value) if isinstance(value, tuple) else value

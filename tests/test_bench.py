@@ -29,10 +29,10 @@ def test_one_tiny_configuration_writes_json_with_the_required_keys(tmp_path, cap
 def test_cli_routes_bench_and_counts_flops(tmp_path):
     out = tmp_path / "b.json"
     assert cli_main(["bench", "--tiny", "--size", "32", "32", "--cutn", "2", "--steps", "1", "--warmup", "0",
-                     "--precision", "bf16", "--checkpointing", "--flops", "--peak-tflops", "1.0", "--quiet",
+                     "--precision", "bf16", "--checkpointing", "decoder", "--flops", "--peak-tflops", "1.0", "--quiet",
                      "--json", str(out)]) == 0
     data = json.loads(out.read_text())
-    assert data["autocast"] == "bfloat16" and data["checkpointing"] is True
+    assert data["autocast"] == "bfloat16" and data["checkpointing"] == "decoder"
     assert data["gflop_per_it"] > 0 and data["achieved_tflops"] > 0
     assert data["mfu"] == pytest.approx(data["achieved_tflops"])
 

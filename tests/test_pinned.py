@@ -44,8 +44,10 @@ def test_two_clips_negative_prompt_and_mean_start_give_the_pixels_they_gave_befo
                                         "lr": 0.1, "augments": ("affine", "perspective", "jitter", "erasing", "noise")})
     result = api.generate(settings)
     images = _u8(result.images)
-    pinned = {(0, 0, 0): [138, 81, 92], (0, 24, 32): [218, 201, 93], (1, 10, 50): [139, 60, 134],
-              (1, 40, 8): [117, 71, 147]}
+    # Re-pinned when the colour jitter got a fixed order (saturation, then hue) so that the whole batch
+    # is augmented in one call (#31): the only change to these runs; the run above has no jitter and kept its pixels.
+    pinned = {(0, 0, 0): [82, 94, 87], (0, 24, 32): [235, 217, 70], (1, 10, 50): [134, 54, 141],
+              (1, 40, 8): [71, 87, 91]}
     for (k, y, x), rgb in pinned.items():
         assert _close(images[k, :, y, x], rgb), ((k, y, x), images[k, :, y, x].tolist(), rgb)
-    assert result.losses == pytest.approx([0.63163, 0.69698], abs=2e-3)
+    assert result.losses == pytest.approx([0.62699, 0.67879], abs=2e-3)

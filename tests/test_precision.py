@@ -111,7 +111,7 @@ def test_checkpointing_and_channels_last_through_the_loop(tiny, session, fp32_re
     generator, perceptor = run.generator, run.perceptor
     try:
         # build_run applies the settings' defaults, so the options go on afterwards, as on a GPU
-        api.prepare_models(generator, perceptor, torch.device("cpu"), checkpointing=True, channels_last=True)
+        api.prepare_models(generator, perceptor, torch.device("cpu"), checkpointing="all", channels_last=True)
         assert generator.decoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
         curve = []
         engine.run(run, lambda s: curve.append(s.losses))
@@ -119,6 +119,8 @@ def test_checkpointing_and_channels_last_through_the_loop(tiny, session, fp32_re
     finally:
         api.prepare_models(generator, perceptor, torch.device("cpu"))
     assert not generator.checkpointing
+    assert not any(m.model.visual.transformer.grad_checkpointing for m in perceptor.models
+                   if hasattr(m.model.visual, "transformer"))
     assert generator.decoder.conv_in.weight.is_contiguous()
 
 

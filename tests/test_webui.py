@@ -33,6 +33,7 @@ from clipguide.errors import UserError  # noqa: E402
 from clipguide.output import read_record  # noqa: E402
 from clipguide.presets import demo_settings  # noqa: E402
 from clipguide.settings import Settings  # noqa: E402
+from conftest import widget_value  # noqa: E402
 
 DEMO = demo_settings()
 
@@ -45,27 +46,20 @@ BASE = dict(prompt="a red square", style="none", generator="tiny", clip=["tiny"]
 
 def generate_args(**changes) -> list:
     """The positional values of /generate, in the order webui.generate_inputs() names them."""
-    values = {**{n: _widget_value(n) for n in webui.generate_inputs()}, **BASE, **changes}
+    values = {**{n: widget_value(n) for n in webui.generate_inputs()}, **BASE, **changes}
     return [values[n] for n in webui.generate_inputs()]
 
 
 def compare_args(**changes) -> list:
-    values = {**{n: _widget_value(n) for n in webui.compare_inputs()}, **BASE,
+    values = {**{n: widget_value(n) for n in webui.compare_inputs()}, **BASE,
               "styles": ["baroque"], "seeds": 2, "seed": 0, "steps": 2, **changes}
     return [values[n] for n in webui.compare_inputs()]
 
 
 def telephone_args(**changes) -> list:
-    values = {**{n: _widget_value(n) for n in webui.telephone_inputs()}, **BASE, "seeds": 2, "steps": 2, "rounds": 2,
+    values = {**{n: widget_value(n) for n in webui.telephone_inputs()}, **BASE, "seeds": 2, "steps": 2, "rounds": 2,
               "style_mode": "every", "start": "fresh", **changes}
     return [values[n] for n in webui.telephone_inputs()]
-
-
-def _widget_value(name: str):
-    if name == "losses":  # a table of (loss, weight) rows
-        return {"headers": ["loss", "weight"], "data": [["", ""]]}
-    value = getattr(Settings(), name, None)
-    return list(value) if isinstance(value, tuple) else value
 
 
 @pytest.fixture(scope="module")

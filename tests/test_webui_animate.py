@@ -15,7 +15,7 @@ from gradio_client.exceptions import ValidationError
 
 from clipguide import api, webui
 from clipguide.output import read_record
-from clipguide.settings import Settings
+from conftest import widget_value
 
 AT_THE_DOOR = (ValidationError, __import__("httpx").HTTPStatusError)
 LIMITS = webui.Limits(max_size=64, max_steps=500, max_seeds=2, max_prompt_chars=300, max_frames=30)
@@ -25,8 +25,7 @@ BASE = dict(prompt="a castle\n2: a forest", style="none", frames=3, steps_per_fr
 
 
 def animate_args(**changes) -> list:
-    defaults = {n: (list(v) if isinstance(v := getattr(Settings(), n, None), tuple) else v)
-                for n in webui.animate_inputs()}
+    defaults = {n: widget_value(n) for n in webui.animate_inputs()}
     values = {**defaults, **BASE, **changes}
     return [values[n] for n in webui.animate_inputs()]
 

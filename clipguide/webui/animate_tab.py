@@ -18,7 +18,7 @@ import gradio as gr
 from ..animation.settings import DEFAULT_FRAMES, AnimationSettings
 from ..errors import UserError
 from .jobs import PREVIEW_SIDE, WebApp, gr_error, shared_inputs, strip, validate
-from .widgets import slider, widget
+from .widgets import live_preview, run_buttons, slider, widget
 
 #: The AnimationSettings fields the tab shows, in order.
 MOTION = ("zoom", "angle", "translate_x", "translate_y")
@@ -127,13 +127,9 @@ def build(app: WebApp, styles: list[str]) -> dict[str, Any]:
                 for name in MOTION:
                     inputs[name] = widget(name, getattr(default, name), cls=AnimationSettings)
             inputs["fps"] = widget("fps", default.fps, cls=AnimationSettings)
-            with gr.Row():
-                button = gr.Button("Animate", variant="primary")
-                stop = gr.Button("Stop", variant="stop")
+            button, stop = run_buttons("Animate")
         with gr.Column(scale=1):
-            preview = gr.Image(label="Live preview", format="png", interactive=False, height=320,
-                               buttons=["fullscreen"])
-            status = gr.Textbox(label="Progress", interactive=False, max_lines=2)
+            preview, status = live_preview()
             video = gr.Video(label="Video (MP4)", interactive=False)
     return {"inputs": inputs, "button": button, "stop": stop, "status": status, "outputs": [preview, status, video]}
 

@@ -30,7 +30,7 @@ from ..settings import LIMITS, Settings, field_help
 from . import animate_tab, compare_tab, telephone_tab
 from .jobs import GALLERY_SIZE, WebApp, generate_inputs, shared_inputs
 from .limits import Limits, default_clips, default_generators
-from .widgets import drawer_of, fields_for, loss_table, shown_for, slider, widget
+from .widgets import drawer_of, fields_for, live_preview, loss_table, run_buttons, shown_for, slider, widget
 
 
 def build_app(*, limits: Limits | None = None, session=None, generators: Mapping[str, str] | None = None,
@@ -77,13 +77,9 @@ def build_app(*, limits: Limits | None = None, session=None, generators: Mapping
                     own["style"] = gr.Dropdown(styles, value=_style_name(styles, base.style), label="Style",
                                                info=info("style"))
                     own["seeds"] = slider(1, limits.max_seeds, base.seeds, label="Images (seeds)", info=info("seeds"))
-                    with gr.Row():
-                        run = gr.Button("Generate", variant="primary")
-                        stop = gr.Button("Stop", variant="stop")
+                    run, stop = run_buttons("Generate")
                 with gr.Column(scale=1):
-                    preview = gr.Image(label="Live preview", format="png", interactive=False, height=320,
-                                       buttons=["fullscreen"])
-                    status = gr.Textbox(label="Progress", interactive=False, max_lines=2)
+                    preview, status = live_preview()
             gallery = gr.Gallery(label="Results (PNG with settings in the metadata)", columns=6, height=300,
                                  fit_columns=False, object_fit="contain", interactive=False,
                                  buttons=["download", "download_all", "fullscreen"])

@@ -17,7 +17,7 @@ import gradio as gr
 
 from ..errors import UserError
 from .jobs import WebApp, gr_error, shared_inputs, validate
-from .widgets import slider
+from .widgets import run_buttons, slider
 
 #: Tile width of the strip shown while the loop runs (demo images are 64 px: shown larger).
 STRIP_TILE = 112
@@ -138,9 +138,7 @@ def build(app: WebApp, styles: list[str]) -> dict[str, Any]:
         rounds = slider(1, app.limits.max_rounds, min(defaults.rounds, app.limits.max_rounds), label="Rounds")
         style_mode = widget("style_mode", defaults.style_mode, cls=TelephoneSettings)
         start = widget("start", defaults.start, cls=TelephoneSettings)
-    with gr.Row():
-        button = gr.Button("Start", variant="primary")
-        stop = gr.Button("Stop (keeps the finished rounds)", variant="stop")
+    button, stop = run_buttons("Start", "Stop (keeps the finished rounds)")
     picture = gr.Image(label="Rounds (one row per trajectory)", type="pil", format="png", interactive=False,
                        buttons=["download", "fullscreen"])
     status = gr.Textbox(label="Progress", interactive=False, max_lines=1)

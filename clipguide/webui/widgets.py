@@ -102,3 +102,16 @@ def slider(low: int, high: int, value: int, **kw: Any) -> gr.components.Componen
     if high <= low:
         return gr.Number(value=low, minimum=low, maximum=low, precision=0, **kw)
     return gr.Slider(low, high, value=min(max(value, low), high), step=kw.pop("step", 1), **kw)
+
+
+def run_buttons(label: str, stop_label: str = "Stop") -> tuple[gr.Button, gr.Button]:
+    """A tab's start and Stop buttons, side by side."""
+    with gr.Row():
+        return gr.Button(label, variant="primary"), gr.Button(stop_label, variant="stop")
+
+
+def live_preview() -> tuple[gr.Image, gr.Textbox]:
+    """The live preview image and the progress line of a tab that shows a run as it goes."""
+    preview = gr.Image(label="Live preview", format="png", interactive=False, height=320, buttons=["fullscreen"])
+    return preview, gr.Textbox(label="Progress", interactive=False, max_lines=2)
+
