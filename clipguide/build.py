@@ -123,6 +123,8 @@ def _assemble(settings: Settings, resolved: Settings, explicit: frozenset[str], 
               targets: TargetSchedule, init_images: torch.Tensor | None, notices: list[str]) -> Run:
     """The parts every run has once its models, size, seeds and targets are known: the start latent,
     cutouts, loss terms and optimiser settings."""
+    if resolved.threads:  # process-wide, as torch has it: CPU pictures depend on the thread count
+        torch.set_num_threads(resolved.threads)
     rngs = [torch.Generator().manual_seed(s) for s in seeds]
     if init_images is not None:
         with torch.no_grad():

@@ -8,6 +8,7 @@
     clipguide weights list|download|verify|path      manage checkpoints
     clipguide bench …                                 speed/memory benchmark
     clipguide telephone "a lighthouse" --rounds 100  prompt → image → caption → image …
+    clipguide batch JOBS.toml [--ray local]          a list of generate/animate jobs (on Ray)
     clipguide ui                                     the web UI
 
 Flags for settings are generated from :class:`clipguide.settings.Settings`, so their defaults and
@@ -37,6 +38,7 @@ COMMANDS = {
     "bench": "clipguide.bench:main",
     "ui": "clipguide.webui:main",
     "telephone": "clipguide.telephone.cli:main",
+    "batch": "clipguide.batch.cli:main",
 }
 
 

@@ -46,7 +46,7 @@ PRESET_KEYS = ("name", "kind", "suffix", "description", "negative", "settings")
 #: models and their settings (``--demo`` applies the ``demo`` one).
 KINDS = ("style", "models")
 #: Settings a style may not change: they say *what* to make and *where* to run, not how it looks.
-NOT_OVERRIDABLE = ("prompt", "style", "negative", "seed", "seeds", "device", "offline", "save_every")
+NOT_OVERRIDABLE = ("prompt", "style", "negative", "seed", "seeds", "device", "threads", "offline", "save_every")
 
 
 @dataclass(frozen=True)

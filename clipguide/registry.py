@@ -115,4 +115,11 @@ ANIMATION_MODES = Registry("animation mode", {
     "video": "clipguide.animation.video:VideoStyle",
 })
 
-__all__ = ["Registry", "GENERATORS", "OPTIMIZERS", "AUGMENTS", "LOSSES", "DESCRIBERS", "ANIMATION_MODES"]
+#: Kinds of job a ``clipguide batch`` file may list (``kind = "…"``): a class with ``from_values`` and the
+#: task methods (:mod:`clipguide.batch.jobs`).
+JOBS = Registry("batch job kind", {
+    "generate": "clipguide.batch.jobs:GenerateJob",
+    "animate": "clipguide.batch.jobs:AnimateJob",
+})
+
+__all__ = ["Registry", "GENERATORS", "OPTIMIZERS", "AUGMENTS", "LOSSES", "DESCRIBERS", "ANIMATION_MODES", "JOBS"]

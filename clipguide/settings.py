@@ -138,6 +138,10 @@ class Settings:
     compile: bool = setting(False, "torch.compile the decoder and the CLIP image towers (compiled graphs are "
                             "cached in clipguide's cache folder). Minutes of compiling first; on CPUs it does "
                             "not pay back within a run (benchmarks/RESULTS.md).", ui="advanced")
+    threads: int = setting(0, "CPU threads torch computes with (0: as the process has them, one per core unless "
+                           "OMP_NUM_THREADS says otherwise). On a CPU the pictures depend on it (kernels sum in "
+                           "per-thread chunks): the same threads, the same pictures; Ray workers use the driver's.",
+                           low=0, ui="advanced")
     save_every: int = setting(0, "Keep a frame every N steps (0: only the final image).", low=0)
     offline: bool = setting(False, "Never touch the network; fail with the path of any missing file.")
 

@@ -40,10 +40,11 @@ def test_no_core_module_imports_the_demo():
 def test_light_modules_do_not_import_torch():
     """Settings, presets, registries, schedules and the CLI's parsing stay cheap to import."""
     code = ("import sys, clipguide.settings, clipguide.presets, clipguide.registry, clipguide.schedules, "
-            "clipguide.cli, clipguide.cli_flags, clipguide.output.record, clipguide.animation.cli; "
-            "print('torch' in sys.modules)")
+            "clipguide.cli, clipguide.cli_flags, clipguide.output.record, clipguide.animation.cli, clipguide.scale, "
+            "clipguide.batch.cli, clipguide.telephone.cli; "
+            "print('torch' in sys.modules, 'ray' in sys.modules)")  # Ray only ever under --ray
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
+    assert out.strip() == "False False"
 
 
 def test_the_wheel_carries_the_demo_models_but_not_their_training_logs():

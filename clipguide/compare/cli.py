@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..cli_flags import Parser, add_flags, notice, settings_from_args
 from ..errors import UserError
+from ..scale.cluster import add_scale_flags, cluster_from_args
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,6 +25,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-limits", action="store_true")
     p.add_argument("--quiet", action="store_true")
     add_flags(p, Settings, skip=("prompt", "style"))
+    add_scale_flags(p)
     return p
 
 
@@ -39,10 +41,22 @@ def main(argv: list[str]) -> int:
     styles = [s.strip() for s in ns.styles.split(",") if s.strip()]
     if not styles:
         raise UserError("--styles is empty: name at least one style, e.g. --styles none,baroque")
-    session = Session(settings.device, settings.offline)
-    report = run_compare(settings, styles, out_dir=Path(ns.out), eval_clip=ns.eval_clip, session=session,
-                         explicit=explicit | {"prompt", "seeds"}, style_dirs=tuple(ns.presets), prompts=prompts,
-                         progress=None if ns.quiet else notice)
+    explicit = explicit | {"prompt", "seeds"}
+    say = (lambda _m: None) if ns.quiet else notice
+    with cluster_from_args(ns, settings.threads, say) as cluster:  # before anything is written
+        produce_all = None
+        if cluster is not None:
+            from ..scale import run_on
+            from .run import ProduceTask
+
+            def produce_all(todo):
+                run_on(cluster, [ProduceTask(it, explicit, tuple(ns.presets)) for it in todo], out_dir=Path(ns.out),
+                       quiet=ns.quiet)
+
+        session = Session(settings.device, settings.offline)
+        report = run_compare(settings, styles, out_dir=Path(ns.out), eval_clip=ns.eval_clip, session=session,
+                             explicit=explicit, style_dirs=tuple(ns.presets), prompts=prompts, progress=say,
+                             produce_all=produce_all)
     print(f"compared {len(report.styles)} styles over {len(report.seeds)} seeds "
           f"({report.generated} images made, {report.loaded} reused)")
     for name in ("report.md", "report.json", "grid.png", "alignment_vs_diversity.png"):

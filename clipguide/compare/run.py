@@ -45,7 +45,7 @@ from .stats import METRIC_NAMES, estimate, resampled, with_relative
 FORMAT = "clipguide-compare"
 VERSION = 1
 #: Fields that do not change the images, so a resumed run may differ in them.
-_NOT_HASHED = ("style", "device", "offline", "save_every")
+_NOT_HASHED = ("style", "device", "threads", "offline", "save_every")
 
 
 @dataclass
@@ -203,6 +203,32 @@ def produce(item: Item, *, generate: Callable[..., Any] | None, session: Any, ca
     images = [Image.fromarray(px) for px in _to_uint8(result.images)]
     save_images(result, images, item.folder, stems=[f.stem for f in item.files], overwrite=True,
                 steps_done=getattr(result, "steps_done", None), kind="compare", style=item.style)
+
+
+@dataclass
+class ProduceTask:
+    """One batch of the comparison as a task for :mod:`clipguide.scale` (a Ray worker makes it)."""
+
+    item: Item
+    explicit: frozenset[str]
+    style_dirs: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return self.item.key
+
+    @property
+    def device(self) -> str:
+        return self.item.settings.device
+
+    @property
+    def offline(self) -> bool:
+        return self.item.settings.offline
+
+    def run(self, session: Any, hook: Any) -> int:
+        produce(self.item, generate=None, session=session, callback=hook, style_dirs=self.style_dirs,
+                explicit=self.explicit)
+        return len(self.item.files)
 
 
 def measure(items: list[Item], out_dir: Path, base: Settings, prompts: list[str], eval_texts: list[str], styles: list[str],

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..cli_flags import Parser, add_flags, add_run_flags, given, notice, progress_bar, settings_from_args
 from ..errors import UserError
+from ..scale.cluster import add_scale_flags, cluster_from_args
 
 #: Start-prompt lists shipped with clipguide, by the name --prompts takes.
 SHIPPED_PROMPTS = {"diverse": "prompts.txt", "shapes": "prompts-shapes.txt"}
@@ -40,6 +41,7 @@ def parser() -> argparse.ArgumentParser:
     add_run_flags(p, out="")
     add_flags(p, Settings, skip=("prompt", "init", "save_every"))
     add_flags(p, TelephoneSettings, skip=("start",), title="telephone")
+    add_scale_flags(p)
     return p
 
 
@@ -55,8 +57,7 @@ def main(argv: list[str]) -> int:
     from ..output import slugify
     from ..presets import is_none
     from ..session import Session
-    from .loop import LoopStopped
-    from .plan import make_describers, make_plan, record_plan, run_plan
+    from .plan import TrajectoryTask, make_describers, make_plan, record_plan
     from .report import build_report
     from .settings import TelephoneSettings
     from .settings import from_dict as telephone_from
@@ -82,27 +83,47 @@ def main(argv: list[str]) -> int:
         else [settings.style]
     stem = Path(ns.prompts_file).stem if study else slugify(prompts[0], 40)
     out = Path(ns.out or Path("outputs") / "telephone" / (f"study-{stem}" if study else stem))
+    if ns.ray is not None and not study:
+        raise UserError("--ray splits a study into its trajectories: give --prompts FILE (a single start prompt runs "
+                        "its trajectories together, in one batch)")
     session = Session(settings.device, settings.offline)
     plan = make_plan(prompts, styles, settings, telephone, out, explicit=explicit, style_dirs=tuple(ns.presets),
                      must_exist=ns.report_only)
-    if not ns.report_only:
-        describers = make_describers(plan, session)  # a describer that cannot load fails before anything is made
-        record_plan(plan)
-        progress = Progress(ns.quiet)
-        try:
-            run_plan(plan, session=session, together=not study, describers=describers, hook=progress.step,
-                     on_round=progress.round, progress=None if ns.quiet else notice, notify=notice)
-        except LoopStopped as stopped:
-            progress.close()
-            print(f"clipguide: interrupted in round {stopped.round}; the finished rounds are kept in {out}: run the "
-                  "same command again to go on", file=sys.stderr)
-            return 130
-        finally:
-            progress.close()
+    with cluster_from_args(ns, settings.threads, notice) as cluster:  # before anything is written
+        if not ns.report_only:
+            describers = make_describers(plan, session)  # a describer that cannot load fails before anything is made
+            record_plan(plan)
+            if cluster is not None:
+                from ..scale import run_on
+
+                tasks = [TrajectoryTask(plan, task) for task in plan.tasks()]
+                run_on(cluster, [t for t in tasks if t.unfinished()], out_dir=out, quiet=ns.quiet)
+            else:
+                code = _run_here(plan, session, describers, not study, ns.quiet, out)
+                if code:
+                    return code
     report = build_report(plan, session, progress=None if ns.quiet else notice)
     for name in ("report.md", "report.json", "strip.png", "convergence.png", "motifs.png"):
         if name in report["files"]:
             print(out / report["files"][name])
+    return 0
+
+
+def _run_here(plan, session, describers, together: bool, quiet: bool, out: Path) -> int:
+    """Every unfinished trajectory in this process, with a step bar and a line per round; the exit code."""
+    from .loop import LoopStopped
+    from .plan import run_plan
+
+    progress = Progress(quiet)
+    try:
+        run_plan(plan, session=session, together=together, describers=describers, hook=progress.step,
+                 on_round=progress.round, progress=None if quiet else notice, notify=notice)
+    except LoopStopped as stopped:
+        print(f"clipguide: interrupted in round {stopped.round}; the finished rounds are kept in {out}: run the "
+              "same command again to go on", file=sys.stderr)
+        return 130
+    finally:
+        progress.close()
     return 0
 
 

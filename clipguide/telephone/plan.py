@@ -30,7 +30,7 @@ from .trajectory import Trajectory, load_trajectory
 FORMAT = "clipguide-telephone"
 VERSION = 1
 #: Settings that do not change what a round makes (or that the plan may grow in), left out of the check.
-NOT_CHECKED = ("device", "offline", "save_every", "style", "seeds", "prompt")
+NOT_CHECKED = ("device", "threads", "offline", "save_every", "style", "seeds", "prompt")
 TELEPHONE_NOT_CHECKED = ("rounds", "eval_clip", "settle_distance")
 
 
@@ -159,6 +159,34 @@ def run_tasks(plan: Plan, tasks: Sequence[Task], **kw: Any) -> list[Trajectory]:
                             plan.folder(style, p), **kw)
 
 
+@dataclass
+class TrajectoryTask:
+    """One trajectory of a study as a task for :mod:`clipguide.scale`: run alone, so its files are the
+    in-process study's whichever worker runs it; a retried one goes on from its saved rounds."""
+
+    plan: Plan
+    task: Task
+
+    @property
+    def label(self) -> str:
+        return f"{self.task.style}/p{self.task.prompt_index + 1}/t{self.task.trajectory}"
+
+    @property
+    def device(self) -> str:
+        return self.plan.settings.device
+
+    @property
+    def offline(self) -> bool:
+        return self.plan.settings.offline
+
+    def unfinished(self) -> bool:
+        return len(self.plan.load(self.task).rounds) < self.plan.telephone.rounds
+
+    def run(self, session: Any, hook: Any) -> int:
+        before = len(self.plan.load(self.task).rounds)
+        return len(run_task(self.plan, self.task, session=session, hook=hook).rounds) - before
+
+
 def make_describers(plan: Plan, session: Any) -> dict[str, Any]:
     """The describer of every style (built before anything is generated: a describer that cannot be
     loaded is an error before the first round, not after it)."""
@@ -193,4 +221,4 @@ def run_plan(plan: Plan, *, session: Any, together: bool, progress: Callable[[st
         run_tasks(plan, group, session=session, describer=describers[first.style], **kw)
 
 
-__all__ = ["Plan", "Task", "make_plan", "record_plan", "make_describers", "run_task", "run_tasks", "run_plan", "FORMAT"]
+__all__ = ["Plan", "Task", "TrajectoryTask", "make_plan", "record_plan", "make_describers", "run_task", "run_tasks", "run_plan", "FORMAT"]
