@@ -101,3 +101,17 @@ def test_a_folder_of_something_else_is_refused(tmp_path, capsys):
     assert main(["batch", str(jobs), "--out", str(out)]) == 2
     assert "not empty" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
+
+
+@pytest.mark.parametrize("command, text", [("batch", "{not json"), ("batch", '{"format": "clipguide-compare"}'),
+                                           ("compare", '{"format": "clipguide-compare", "items": []}'),
+                                           ("telephone", "[]")])
+def test_a_folder_record_of_something_else_is_one_line_and_kept(tmp_path, command, text):
+    from clipguide.errors import UserError
+    from clipguide.output import read_folder_record
+
+    path = tmp_path / "record.json"
+    path.write_text(text, "utf-8")
+    with pytest.raises(UserError, match=f"is not a clipguide {command} record; choose a new --out"):
+        read_folder_record(path, f"clipguide-{command}", command, None if command == "telephone" else "items")
+    assert path.read_text("utf-8") == text

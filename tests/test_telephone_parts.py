@@ -188,3 +188,10 @@ def test_a_batch_whose_images_follow_their_own_prompts_matches_separate_runs(tin
     assert not torch.allclose(alone[0], alone[1])
     with pytest.raises(ValueError, match="may differ only"):
         build_batch_run([items[0], items[1].replace(steps=5)], session=session)
+
+
+def test_scores_a_rounding_apart_are_a_tie_that_the_first_candidate_wins():
+    from clipguide.telephone.clip_describer import first_best
+
+    assert first_best(torch.tensor([0.5, 0.5 + 1e-8, 0.3])) == 0  # equal texts scored a few ulps apart
+    assert first_best(torch.tensor([0.5, 0.6, 0.3])) == 1

@@ -162,13 +162,9 @@ def open_state(out: Path, jobs: list[Any]) -> dict[str, Any]:
         if out.is_dir() and any(out.iterdir()):
             raise UserError(f"{out} is not empty and holds no batch run: choose a new --out")
         return {"format": FORMAT, "version": VERSION, "jobs": {}}
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-        ok = state.get("format") == FORMAT and isinstance(state.get("jobs"), dict)
-    except (OSError, ValueError, AttributeError):
-        ok = False
-    if not ok:
-        raise UserError(f"{path} is not a clipguide batch record; choose a new --out or delete the folder")
+    from ..output import read_folder_record
+
+    state = read_folder_record(path, FORMAT, "batch", "jobs")
     for job in jobs:
         entry = state["jobs"].get(job.name)
         if entry is not None and (entry.get("kind"), entry.get("hash")) != (job.kind, job.digest()):

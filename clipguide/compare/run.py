@@ -35,7 +35,7 @@ from PIL import Image
 from .. import metrics
 from ..errors import UserError
 from ..figures import make_grid, png_of
-from ..output import atomic_write_bytes, ensure_out_dir, save_images, slugify
+from ..output import atomic_write_bytes, ensure_out_dir, read_folder_record, save_images, slugify
 from ..presets import apply_style, get_style, is_none, list_styles, normalize_name, split_style_names
 from ..prompts import parse_prompts
 from ..settings import Settings, to_dict
@@ -326,13 +326,7 @@ def _open_state(out_dir: Path, base: Settings, base_hash: str) -> dict[str, Any]
     if not path.exists():
         out_dir.mkdir(parents=True, exist_ok=True)
         return fresh
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-        ok = state.get("format") == FORMAT and isinstance(state.get("items"), dict)
-    except (OSError, ValueError, AttributeError):
-        ok = False
-    if not ok:
-        raise UserError(f"{path} is not a clipguide compare record; choose a new --out or delete the folder")
+    state = read_folder_record(path, FORMAT, "compare", "items")
     if state.get("settings_hash") != base_hash:
         old = state.get("settings", {})
         changed = sorted(k for k in fresh["settings"] if old.get(k) != fresh["settings"][k])

@@ -18,11 +18,12 @@ Guarantees, because a long run must never end in a lost or half-written file:
 from __future__ import annotations
 
 import errno
+import json
 import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ..errors import UserError
 
@@ -166,6 +167,20 @@ def atomic_write_bytes(path: Path, data: bytes, *, overwrite: bool = False) -> P
 def atomic_write_text(path: Path, text: str, overwrite: bool = False) -> Path:
     """:func:`atomic_write` of ``text`` as UTF-8 (line endings written as given)."""
     return atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
+
+
+def read_folder_record(path: Path, fmt: str, command: str, table: str | None = None) -> dict[str, Any]:
+    """The JSON record a resumable command keeps in its folder (``compare.json``, ``telephone.json``,
+    ``batch.json``), checked to be of format ``fmt`` (and to hold the object ``table``); anything else is
+    the one-line error, so that a folder of something else is never written into."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        ok = isinstance(data, dict) and data.get("format") == fmt and (table is None or isinstance(data.get(table), dict))
+    except (OSError, ValueError):
+        ok = False
+    if not ok:
+        raise UserError(f"{path} is not a clipguide {command} record; choose a new --out or delete the folder")
+    return data
 
 
 def ensure_out_dir(path: Path) -> Path:

@@ -46,11 +46,11 @@ class ClipRanker:
         vocab = self.vocabulary
         chosen: dict[str, str] = {}
         for slot in vocab.order:
-            # the empty choice first: on a tie (argmax takes the first) an optional slot stays empty
+            # the empty choice first: on a tie the first wins, so an optional slot stays empty
             candidates = ([""] if slot in vocab.optional else []) + list(vocab.slots[slot])
             texts = self._texts(slot, chosen, candidates)
             score = sum(t @ e for t, e in zip(texts, image)) / len(self.models)
-            chosen[slot] = candidates[int(torch.argmax(score))]
+            chosen[slot] = candidates[first_best(score)]
         return chosen
 
     def _texts(self, slot: str, chosen: dict[str, str], candidates: list[str]) -> list[torch.Tensor]:
@@ -74,4 +74,16 @@ def build(context: DescriberContext) -> ClipRanker:
     return ClipRanker(vocabulary, context.session.perceptor(settings.clip).models)
 
 
-__all__ = ["ClipRanker", "build", "TEXT_BATCH"]
+
+
+#: Scores closer than this are a tie: equal texts can score a few ulps apart, as a matrix-vector
+#: product rounds rows differently by where they fall in the CPU's vector blocks.
+TIE = 1e-6
+
+
+def first_best(score: torch.Tensor) -> int:
+    """The first index whose score is within :data:`TIE` of the best (argmax with ties to the first)."""
+    return int(torch.nonzero(score >= score.max() - TIE)[0])
+
+
+__all__ = ["ClipRanker", "build", "first_best", "TEXT_BATCH"]

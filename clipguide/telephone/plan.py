@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import specs
 from ..errors import UserError
-from ..output import atomic_write_text, slugify
+from ..output import atomic_write_text, read_folder_record, slugify
 from ..settings import Settings
 from .loop import describer_for, run_trajectories
 from .settings import SEED_STRIDE, TelephoneSettings
@@ -94,13 +94,7 @@ def make_plan(prompts: Sequence[str], styles: Sequence[str], settings: Settings,
     plan = Plan(Path(out_dir), list(prompts), list(styles), settings, telephone, frozenset(explicit), tuple(style_dirs))
     path = plan.out_dir / "telephone.json"
     if path.exists():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-            ok = old.get("format") == FORMAT
-        except (OSError, ValueError, AttributeError):
-            ok = False
-        if not ok:
-            raise UserError(f"{path} is not a clipguide telephone record; choose a new --out or delete the folder")
+        old = read_folder_record(path, FORMAT, "telephone")
         if old.get("hash") != _digest(plan):
             raise UserError(f"{plan.out_dir} holds a telephone run made differently "
                             f"({_difference(old, _checked(plan))}); choose a new --out or delete the folder")
