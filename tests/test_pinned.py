@@ -59,6 +59,8 @@ def test_two_clips_negative_prompt_and_mean_start_give_the_pixels_they_gave_befo
     # is augmented in one call (#31): the only change to these runs; the run above has no jitter and kept its pixels.
     pinned = {(0, 0, 0): [82, 94, 87], (0, 24, 32): [235, 217, 70], (1, 10, 50): [134, 54, 141],
               (1, 40, 8): [71, 87, 91]}
+    # Another CPU's kernels (AVX-512 against this AVX2 machine's) round differently and 12 steps at lr 0.1 move a
+    # pixel by a few levels (CI saw 4); the change that made the re-pin above moved them by ~50.
     for (k, y, x), rgb in pinned.items():
-        assert _close(images[k, :, y, x], rgb), ((k, y, x), images[k, :, y, x].tolist(), rgb)
-    assert result.losses == pytest.approx([0.62699, 0.67879], abs=2e-3)
+        assert _close(images[k, :, y, x], rgb, levels=8), ((k, y, x), images[k, :, y, x].tolist(), rgb)
+    assert result.losses == pytest.approx([0.62699, 0.67879], abs=5e-3)
