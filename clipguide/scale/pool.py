@@ -59,11 +59,15 @@ def run_on(cluster: Cluster, tasks: Sequence[Task], *, out_dir: Path, quiet: boo
     progress = Progress(len(tasks), quiet)
     queue = list(tasks)
     running: dict[Any, tuple[Any, Task]] = {}
+
+    def hand_next(worker: Any) -> None:
+        if queue:
+            task = queue.pop(0)
+            running[worker.run.remote(task)] = (worker, task)
+
     try:
         for worker in workers:
-            if queue:
-                task = queue.pop(0)
-                running[worker.run.remote(task)] = (worker, task)
+            hand_next(worker)
         while running:
             [ref], _ = ray.wait(list(running), num_returns=1)
             worker, task = running.pop(ref)
@@ -71,9 +75,7 @@ def run_on(cluster: Cluster, tasks: Sequence[Task], *, out_dir: Path, quiet: boo
             progress.done(n)
             if on_done is not None:
                 on_done(task, n)
-            if queue:
-                task = queue.pop(0)
-                running[worker.run.remote(task)] = (worker, task)
+            hand_next(worker)
     except BaseException:
         for worker in workers:  # Ctrl-C or a failed task: nothing more runs, nothing half-written stays
             ray.kill(worker, no_restart=True)
