@@ -115,3 +115,12 @@ def test_a_folder_record_of_something_else_is_one_line_and_kept(tmp_path, comman
     with pytest.raises(UserError, match=f"is not a clipguide {command} record; choose a new --out"):
         read_folder_record(path, f"clipguide-{command}", command, None if command == "telephone" else "items")
     assert path.read_text("utf-8") == text
+
+
+def test_the_example_in_the_help_is_a_valid_jobs_file(tmp_path):
+    from clipguide.batch.cli import EXAMPLE, parser, read_jobs
+
+    path = write_jobs(tmp_path, EXAMPLE)
+    jobs = read_jobs(path, parser().parse_args([str(path)]), tmp_path / "out")
+    assert [(job.kind, job.name) for job in jobs] == [("generate", "001-a-red-circle-on-a-blue"), ("animate", "zoom")]
+    assert jobs[0].settings.seeds == 4 and jobs[1].animation().frames == 12

@@ -4,22 +4,7 @@
     clipguide batch jobs.toml --out DIR --ray local           the jobs spread over this machine's workers
     clipguide batch jobs.toml --out DIR --ray 10.0.0.5:6379   … or over a running cluster's
 
-The file (TOML)::
-
-    [defaults]            # optional: settings of every job (any clipguide setting; demo = true)
-    demo = true
-    steps = 60
-
-    [[job]]
-    prompt = "a red circle on a blue background"
-    seeds = 4             # kind = "generate" is the default: stills, <prompt>-<seed>.png
-
-    [[job]]
-    kind = "animate"      # any `clipguide animate` setting: frames, zoom, angle, translate = [x, y], …
-    name = "zoom"         # its folder in --out (default: 002-<prompt>)
-    prompt = "a castle ^ a forest"
-    frames = 12
-    zoom = "0:1.0, 6:1.05"
+The file (TOML) is shown by ``clipguide batch --help`` (:data:`EXAMPLE`).
 
 Flags given on the command line (``--steps 20``, ``--device cuda``) win over the file. Every job is
 checked before anything runs; ``batch.json`` records which jobs are finished, and the same
@@ -40,13 +25,30 @@ from ..scale.cluster import add_scale_flags, cluster_from_args
 
 FORMAT = "clipguide-batch"
 VERSION = 1
+EXAMPLE = """\
+[defaults]            # optional: settings of every job (any clipguide setting; demo = true)
+demo = true
+steps = 60
+
+[[job]]
+prompt = "a red circle on a blue background"
+seeds = 4             # kind = "generate" is the default: stills, <prompt>-<seed>.png
+
+[[job]]
+kind = "animate"      # any `clipguide animate` setting: frames, zoom, angle, translate = [x, y], ...
+name = "zoom"         # its folder in --out (default: 002-<prompt>)
+prompt = "a castle ^ a forest"
+frames = 12
+zoom = "0:1.0, 6:1.05"
+"""
 
 
 def parser() -> argparse.ArgumentParser:
     from ..settings import Settings
 
     p = Parser(prog="clipguide batch", description="Run the generate and animate jobs a TOML file lists (on Ray with "
-               "--ray); the same command again skips the finished ones.")
+               "--ray); the same command again skips the finished ones. Flags given here win over the file.",
+               epilog="JOBS.toml, for example:\n\n" + EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("jobs", metavar="JOBS.toml", help="The jobs: [defaults] and one [[job]] table each.")
     add_run_flags(p, out="batch")
     add_flags(p, Settings, skip=("prompt", "save_every"))
