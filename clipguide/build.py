@@ -24,7 +24,7 @@ from .perceptor import Perceptor
 from .prompts import Prompt, parse_prompts, split_story, story_starts
 from .registry import LOSSES
 from .schedules import Constant
-from .session import Session, prefers_channels_last, resolve_precision
+from .session import Session, resolve_precision
 from .settings import FIELD_NAMES, Settings, parse_loss, validate
 from .targets import TargetSchedule, embed_targets
 
@@ -137,7 +137,7 @@ def _assemble(settings: Settings, resolved: Settings, explicit: frozenset[str], 
     terms = build_terms(resolved, context, perceptor, cutouts, targets)
     autocast_dtype = resolve_precision(resolved.precision, device)
     prepare_models(generator, perceptor, device, checkpointing=resolve_checkpointing(resolved.checkpointing, size),
-                   channels_last=prefers_channels_last(device, autocast_dtype), compile=resolved.compile)
+                   compile=resolved.compile)
     return Run(generator=generator, terms=terms, latent=latent, rngs=rngs, steps=resolved.steps,
                lr=resolved.lr or generator.default_lr, optimizer=resolved.optimizer,
                autocast_dtype=autocast_dtype, settings=settings, resolved=resolved,
@@ -249,9 +249,9 @@ def prepare_models(generator: Generator, perceptor: Perceptor, device: torch.dev
     The CLIP vision towers already have their CPU-friendly patch embedding and attention (see
     :mod:`clipguide.clip_speedups`). ``checkpointing`` ("off", "decoder", "all") recomputes the
     decoder's activations, and with "all" the CLIP image towers' (open_clip's own block
-    checkpointing; towers without it keep their activations). channels_last (default: on CUDA only;
-    build_run asks :func:`~clipguide.session.prefers_channels_last`, which adds bf16 on AMX CPUs) applies
-    to the generator's convolution weights. ``compile`` compiles the decoder and the CLIP image towers with
+    checkpointing; towers without it keep their activations). channels_last (default: on CUDA only:
+    on CPUs it gave no gain without AMX, and with AMX in bf16 a batch of seeds no longer equals its
+    single runs; benchmarks/RESULTS.md) applies to the generator's convolution weights. ``compile`` compiles the decoder and the CLIP image towers with
     torch.compile (once per model; ``compile=False`` takes it off again), its graphs cached in
     clipguide's cache folder so that the next process compiles from the cache.
     """

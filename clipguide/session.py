@@ -53,17 +53,6 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
-def prefers_channels_last(device: torch.device, autocast_dtype: torch.dtype | None) -> bool:
-    """Whether the generator's convolutions run faster with channels_last weights: on CUDA (tensor
-    cores), and in bf16 on CPUs with AMX tiles, where oneDNN's AMX convolutions want NHWC (the VQGAN
-    decoder's forward and backward at 256 px: 1.98 → 1.35 s on a 2-core Xeon with AMX). Not on
-    AVX512-BF16 or AVX2 CPUs, where it measured no gain (benchmarks/RESULTS.md)."""
-    if device.type == "cuda":
-        return True
-    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return device.type == "cpu" and autocast_dtype == torch.bfloat16 and check is not None and bool(check())
-
-
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU does bf16 arithmetic in hardware (AMX tiles or AVX512-BF16), per torch."""
     checks = [getattr(torch.cpu, n, None) for n in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
