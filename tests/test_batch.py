@@ -124,3 +124,16 @@ def test_the_example_in_the_help_is_a_valid_jobs_file(tmp_path):
     jobs = read_jobs(path, parser().parse_args([str(path)]), tmp_path / "out")
     assert [(job.kind, job.name) for job in jobs] == [("generate", "001-a-red-circle-on-a-blue"), ("animate", "zoom")]
     assert jobs[0].settings.seeds == 4 and jobs[1].animation().frames == 12
+
+
+def test_the_frame_cap_is_checked_before_anything_runs_and_no_limits_lifts_it(tmp_path, capsys):
+    from clipguide.batch.cli import parser, read_jobs
+
+    jobs = write_jobs(tmp_path, f'[defaults]\n{TINY}\n[[job]]\nprompt = "a"\n\n'
+                      '[[job]]\nkind = "animate"\nprompt = "b"\nframes = 20000\n')
+    out = tmp_path / "out"
+    assert main(["batch", str(jobs), "--out", str(out)]) == 2
+    assert "frames=20000 is over the limit" in capsys.readouterr().err
+    assert not out.exists()
+    lifted = read_jobs(jobs, parser().parse_args([str(jobs), "--no-limits"]), out)
+    assert lifted[1].frame_limits()["frames"] > 20000

@@ -93,7 +93,7 @@ def read_jobs(path: Path, ns: argparse.Namespace, out: Path) -> list[Any]:
     from ..output import slugify
     from ..presets import demo_settings
     from ..registry import JOBS
-    from ..settings import FIELD_NAMES, Settings, check_limits
+    from ..settings import FIELD_NAMES, Settings
 
     data = _load_toml(path)
     extra = set(data) - {"defaults", "job"}
@@ -128,8 +128,8 @@ def read_jobs(path: Path, ns: argparse.Namespace, out: Path) -> list[Any]:
         image = {**({k: v for k, v in demo_settings().items() if k not in chosen} if demo else {}), **image, **flags}
         job = JOBS.get(kind).from_values(name, out / name, image, own, explicit=chosen,
                                          style_dirs=tuple(ns.presets))
-        if not ns.no_limits:
-            check_limits(job.settings)
+        job.no_limits = ns.no_limits
+        job.check_limits()
         jobs.append(job)
     return jobs
 

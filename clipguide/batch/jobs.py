@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -39,6 +40,7 @@ class Job:
     explicit: frozenset[str]
     style_dirs: tuple[str, ...]
     options: dict[str, Any] = field(default_factory=dict)  # the kind's own values (animation settings)
+    no_limits: bool = False  # --no-limits: past the safety caps (sizes, steps, frames)
 
     @property
     def label(self) -> str:
@@ -58,6 +60,13 @@ class Job:
 
         image = {k: v for k, v in to_dict(self.settings).items() if k not in NOT_HASHED}
         return _digest({"kind": self.kind}, image, self.options)
+
+    def check_limits(self) -> None:
+        """The safety caps of what the job makes, before anything runs (unless ``no_limits``)."""
+        from ..settings import check_limits
+
+        if not self.no_limits:
+            check_limits(self.settings)
 
     def finished(self) -> bool:
         raise NotImplementedError
@@ -116,6 +125,16 @@ class AnimateJob(Job):
         animation_from(own, where=f"job {name!r}")  # checked now, before anything runs
         return cls(name, folder, from_dict(image, where=f"job {name!r}"), explicit, style_dirs, own)
 
+    def frame_limits(self) -> dict[str, int] | None:
+        return {"frames": sys.maxsize} if self.no_limits else None
+
+    def check_limits(self) -> None:
+        from ..animation.settings import check_limits
+
+        super().check_limits()
+        if self.animation().frames:  # a source video's count is checked when it is read
+            check_limits(self.animation().frames, self.frame_limits())
+
     def animation(self) -> Any:
         from ..animation.settings import from_dict as animation_from
 
@@ -138,7 +157,7 @@ class AnimateJob(Job):
         from ..animation.loop import animate
 
         result = animate(self.settings, self.animation(), self.folder, explicit=self.explicit, session=session,
-                         style_dirs=self.style_dirs, hook=hook)
+                         style_dirs=self.style_dirs, hook=hook, limits=self.frame_limits())
         if result.stopped:
             raise UserError(f"job {self.name!r} stopped after {result.done} frames; run the batch again to go on")
         return (result.done - result.first) * len(result.seeds)
