@@ -46,7 +46,9 @@ def animation_from_args(ns: argparse.Namespace, base: dict | None = None):
 
 
 def limits_from_args(ns: argparse.Namespace) -> dict[str, int] | None:
-    return {"frames": sys.maxsize} if getattr(ns, "no_limits", False) else None
+    from .settings import frame_limits
+
+    return frame_limits(getattr(ns, "no_limits", False))
 
 
 def run_animation(settings, explicit: frozenset[str], anim, ns: argparse.Namespace, *, until: int | None = None) -> int:

@@ -9,6 +9,7 @@ This module has no torch and does no I/O.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +97,11 @@ def validate(anim: AnimationSettings) -> None:
     if anim.smooth and anim.mode != "video":
         raise UserError("smooth averages the latents of frames that line up, which only a styled video's do: "
                         "leave out --smooth, or use it with --video-init")
+
+
+def frame_limits(no_limits: bool) -> dict[str, int] | None:
+    """The ``limits`` of :func:`check_limits` for a front end's ``--no-limits`` (None: the default caps)."""
+    return {"frames": sys.maxsize} if no_limits else None
 
 
 def check_limits(frames: int, limits: dict[str, int] | None = None) -> None:

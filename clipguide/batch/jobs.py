@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from .. import specs
-from ..animation.settings import AnimationSettings
+from ..animation.settings import AnimationSettings, frame_limits
 from ..errors import UserError
-from ..settings import Settings, from_dict
+from ..settings import Settings, check_limits, from_dict, to_dict
 
 #: Settings that do not change what a job makes: a job may be resumed with other values.
 NOT_HASHED = ("device", "threads", "offline")
@@ -56,15 +55,11 @@ class Job:
 
     def digest(self) -> str:
         """What the job makes, as a short hash (batch.json keeps it; a changed job is refused)."""
-        from ..settings import to_dict
-
         image = {k: v for k, v in to_dict(self.settings).items() if k not in NOT_HASHED}
         return _digest({"kind": self.kind}, image, self.options)
 
     def check_limits(self) -> None:
         """The safety caps of what the job makes, before anything runs (unless ``no_limits``)."""
-        from ..settings import check_limits
-
         if not self.no_limits:
             check_limits(self.settings)
 
@@ -126,14 +121,15 @@ class AnimateJob(Job):
         return cls(name, folder, from_dict(image, where=f"job {name!r}"), explicit, style_dirs, own)
 
     def frame_limits(self) -> dict[str, int] | None:
-        return {"frames": sys.maxsize} if self.no_limits else None
+        return frame_limits(self.no_limits)
 
     def check_limits(self) -> None:
-        from ..animation.settings import check_limits
+        from ..animation.settings import check_limits as check_frames
 
         super().check_limits()
-        if self.animation().frames:  # a source video's count is checked when it is read
-            check_limits(self.animation().frames, self.frame_limits())
+        frames = self.animation().frames
+        if frames:  # a source video's count is checked when it is read
+            check_frames(frames, self.frame_limits())
 
     def animation(self) -> Any:
         from ..animation.settings import from_dict as animation_from
